@@ -1,0 +1,52 @@
+"""The fanout agent: im.timeline → im.sync, one delivery per receiving member.
+
+Write diffusion: membership is replayed from the timeline in log order, so a
+member who joins later gets nothing from before, and one who left gets nothing
+after (see pipeline/diffusion.py). Deliveries are keyed by receiver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import ConsumerRecord
+
+from agents.transactional import Output, StageSpec, dead_letter
+from pipeline.diffusion import Fanout
+from pipeline.errors import EventError
+from pipeline.events import decode_timeline, encode_deliveries, limits_from
+from pipeline.settings import Settings
+from pipeline.state import StateStore
+from pipeline.topics import Topics
+
+STAGE = "fanout"
+
+
+class FanoutProcessor:
+    def __init__(self, settings: Settings, topics: Topics, state: StateStore) -> None:
+        self.limits = limits_from(settings)
+        self.topics = topics
+        self.fanout = Fanout(state)
+
+    def process(self, record: ConsumerRecord[Any, Any], out: Output) -> None:
+        try:
+            event = decode_timeline(record.value or b"", self.limits)
+        except EventError as exc:
+            dead_letter(out, self.topics.dead_letter.name, record, STAGE, str(exc))
+            return
+        sync = self.topics.sync.name
+        for user, value in encode_deliveries(event, self.fanout.recipients(event)):
+            out.send(sync, user.encode(), value)
+
+    def end_batch(self, now_ms: int, out: Output) -> None:
+        return None
+
+
+def stage(settings: Settings, topics: Topics) -> StageSpec:
+    return StageSpec(
+        name=STAGE,
+        input=topics.timeline,
+        changelog=topics.fanout_state,
+        dead_letter=topics.dead_letter,
+        make_processor=lambda state: FanoutProcessor(settings, topics, state),
+    )

@@ -1,0 +1,43 @@
+"""The worker's health endpoint (aiohttp).
+
+GET /health   200 with every agent's partitions, progress and consumer lag
+GET /ready    200 once every Kafka agent holds an assignment, else 503
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+Status = Callable[[], dict[str, dict[str, Any]]]
+
+
+def app(status: Status) -> web.Application:
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "agents": status()})
+
+    async def ready(request: web.Request) -> web.Response:
+        agents = status()
+        waiting = [n for n, s in agents.items() if "partitions" in s and not s["partitions"]]
+        body = {"ready": not waiting, "waiting_for_assignment": waiting}
+        return web.json_response(body, status=503 if waiting else 200)
+
+    application = web.Application()
+    application.router.add_get("/health", health)
+    application.router.add_get("/ready", ready)
+    return application
+
+
+async def serve(status: Status, host: str, port: int) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app(status), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    log.warning("health endpoint on http://%s:%d/health", host, bound)
+    return runner, bound

@@ -1,0 +1,69 @@
+"""The sequencer agent: im.messages → im.timeline, dense seq per conversation.
+
+Decodes every command, checks it against the conversation's membership,
+drops repeated client_msg_ids within the dedupe window, and gives each
+accepted command its place in the conversation (see pipeline/sequencing.py).
+Anything it cannot accept goes to the dead-letter topic with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiokafka import ConsumerRecord
+
+from agents.transactional import Output, StageSpec, dead_letter
+from pipeline.errors import EventError
+from pipeline.events import decode_command, encode_timeline, limits_from
+from pipeline.sequencing import Accepted, Duplicate, Sequencer
+from pipeline.settings import Settings
+from pipeline.state import StateStore
+from pipeline.topics import Topics
+
+log = logging.getLogger(__name__)
+STAGE = "sequencer"
+
+
+class SequencerProcessor:
+    def __init__(self, settings: Settings, topics: Topics, state: StateStore) -> None:
+        self.limits = limits_from(settings)
+        self.topics = topics
+        self.sequencer = Sequencer(
+            state,
+            dedupe_window_ms=settings.pipeline.dedupe_window_s * 1000,
+            max_group_size=settings.pipeline.max_group_size,
+        )
+        self.duplicates = 0
+
+    def process(self, record: ConsumerRecord[Any, Any], out: Output) -> None:
+        dlq = self.topics.dead_letter.name
+        try:
+            command = decode_command(record.value or b"", self.limits)
+        except EventError as exc:
+            dead_letter(out, dlq, record, STAGE, str(exc))
+            return
+        if record.key != command.conversation_id.encode():
+            dead_letter(out, dlq, record, STAGE, "record key is not the event's conversation_id")
+            return
+        outcome = self.sequencer.apply(command, record.timestamp)
+        if isinstance(outcome, Accepted):
+            out.send(self.topics.timeline.name, record.key, encode_timeline(outcome.event))
+        elif isinstance(outcome, Duplicate):
+            self.duplicates += 1
+            log.debug("duplicate of seq %d dropped: %s", outcome.seq, command.event_id)
+        else:
+            dead_letter(out, dlq, record, STAGE, f"rejected: {outcome.reason}")
+
+    def end_batch(self, now_ms: int, out: Output) -> None:
+        self.sequencer.expire(now_ms)
+
+
+def stage(settings: Settings, topics: Topics) -> StageSpec:
+    return StageSpec(
+        name=STAGE,
+        input=topics.messages,
+        changelog=topics.sequencer_state,
+        dead_letter=topics.dead_letter,
+        make_processor=lambda state: SequencerProcessor(settings, topics, state),
+    )

@@ -1,0 +1,187 @@
+"""Kafka-to-ClickHouse sinks: batch, write idempotently, then commit offsets.
+
+A sink reads one topic in a consumer group (``read_committed``), turns each
+batch into rows, writes them, and only then commits the batch's offsets. A
+crash between the write and the commit replays the batch, which writes the
+same rows again: every table a sink writes is a ReplacingMergeTree keyed by
+deterministic ids, and every read folds the copies. While ClickHouse cannot be
+reached the sink stops consuming and retries with backoff (it never commits
+past rows it did not write); when a rebalance takes partitions away during an
+outage, the batch is left to their next owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+
+from pipeline import kafka
+from pipeline.clickhouse import ClickHouse
+from pipeline.deadletter import dead_letter_headers
+from pipeline.errors import EventError, StoreUnavailableError
+from pipeline.settings import Settings
+from pipeline.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+
+
+class ClickHouseSink(Generic[R]):
+    """``decode`` turns one record into an item (or raises EventError → dead letter);
+    ``write`` stores a batch of items."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        name: str,
+        topic: TopicSpec,
+        dead_letter: TopicSpec,
+        decode: Callable[[bytes], R],
+        write: Callable[[ClickHouse, list[R]], Awaitable[None]],
+    ) -> None:
+        self.settings = settings
+        self.name = name
+        self.topic = topic
+        self.dead_letter = dead_letter
+        self.decode = decode
+        self.write = write
+        self.group_id = f"{settings.topics.prefix}imstream.{name}"
+        self.store = ClickHouse(settings)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._committed: dict[TopicPartition, int] = {}
+        self._lock = asyncio.Lock()
+        self._revoking = False
+        self.written = 0
+        self.outage_s = 0.0
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        consumer = kafka.consumer(
+            self.settings,
+            group_id=self.group_id,
+            max_poll_records=self.settings.pipeline.batch_max_records,
+            fetch_max_wait_ms=max(self.settings.pipeline.batch_linger_ms, 50),
+        )
+        consumer.subscribe([self.topic.name], listener=_Listener(self))
+        self._consumer = consumer
+        producer = kafka.producer(self.settings)
+        await producer.start()
+        await consumer.start()
+        try:
+            while not stopping.is_set():
+                batch = await consumer.getmany(
+                    timeout_ms=200, max_records=self.settings.pipeline.batch_max_records
+                )
+                if batch:
+                    async with self._lock:
+                        await self._handle(consumer, producer, batch, stopping)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            self.store.close()
+
+    def status(self) -> dict[str, Any]:
+        """Assigned partitions, items written, lag, and seconds spent waiting for ClickHouse."""
+        partitions: list[int] = []
+        lag = 0
+        if self._consumer is not None:
+            for tp in self._consumer.assignment():
+                partitions.append(tp.partition)
+                stable = self._consumer.last_stable_offset(tp)
+                if stable is not None:
+                    lag += max(0, stable - self._committed.get(tp, 0))
+        return {
+            "partitions": sorted(partitions),
+            "written": self.written,
+            "lag": lag,
+            "outage_s": round(self.outage_s, 1),
+        }
+
+    async def _handle(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        batch: Batch,
+        stopping: asyncio.Event,
+    ) -> None:
+        items: list[R] = []
+        rejected = []
+        for records in batch.values():
+            for record in records:
+                try:
+                    items.append(self.decode(record.value or b""))
+                except EventError as exc:
+                    rejected.append((record, str(exc)))
+        for record, reason in rejected:
+            await producer.send_and_wait(
+                self.dead_letter.name,
+                record.value or b"",
+                key=record.key,
+                headers=dead_letter_headers(record, self.name, reason),
+            )
+        if not await self._write_until_done(consumer, batch, items, stopping):
+            return
+        offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
+        await consumer.commit(offsets)
+        self._committed.update(offsets)
+        self.written += len(items)
+
+    async def _write_until_done(
+        self, consumer: AIOKafkaConsumer, batch: Batch, items: Sequence[R], stopping: asyncio.Event
+    ) -> bool:
+        """Write, retrying while ClickHouse is away; False if the batch was given up."""
+        delay = 0.2
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            try:
+                await self.write(self.store, list(items))
+            except StoreUnavailableError as exc:
+                if stopping.is_set() or self._revoking:
+                    log.warning("%s: leaving a batch to the next owner (%s)", self.name, exc)
+                    for tp, recs in batch.items():
+                        if tp in consumer.assignment():
+                            consumer.seek(tp, recs[0].offset)
+                    return False
+                if delay == 0.2:
+                    log.warning("%s: ClickHouse unavailable, retrying: %s", self.name, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.pipeline.sink_retry_max_s)
+            else:
+                if delay > 0.2:
+                    self.outage_s += loop.time() - started
+                    log.warning(
+                        "%s: ClickHouse is back after %.1fs", self.name, loop.time() - started
+                    )
+                return True
+
+    async def assigned(self, tps: list[TopicPartition]) -> None:
+        if self._consumer is not None:
+            for tp in tps:
+                self._committed[tp] = await self._consumer.committed(tp) or 0
+
+    async def revoked(self, tps: list[TopicPartition]) -> None:
+        self._revoking = True
+        try:
+            async with self._lock:
+                pass
+        finally:
+            self._revoking = False
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, sink: ClickHouseSink[Any]) -> None:
+        self.sink = sink
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.sink.revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.sink.assigned(list(assigned))

@@ -1,0 +1,265 @@
+"""Exactly-once Kafka-to-Kafka stages: state, output and offsets in one transaction.
+
+A stage consumes one input topic in a consumer group. For every assigned input
+partition it keeps:
+
+* a transactional producer whose id names the partition
+  (``<group>.<topic>.<partition>``): starting it fences any zombie that still
+  holds the partition and aborts that zombie's open transaction;
+* the partition's state, restored from the stage's compacted changelog topic
+  (same partition number) before the first record is processed;
+* a processor: the pure logic that turns records into output records.
+
+Each batch of a partition is one transaction: the output records, the changed
+state keys (changelog) and the input offset commit. A crash at any moment
+leaves either all of it or none of it visible to ``read_committed`` readers,
+and the replacement resumes from the committed offset with the state that
+belongs to it. Any Kafka error inside a transaction closes the partition and
+opens it again the same way. (aiokafka's TxnOffsetCommit carries no group
+generation, so fencing must come from per-partition transactional ids.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError, ProducerFenced
+
+from pipeline import kafka
+from pipeline.deadletter import dead_letter_headers
+from pipeline.settings import Settings
+from pipeline.state import StateStore
+from pipeline.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(slots=True)
+class Output:
+    """Records a processor emits for one batch."""
+
+    records: list[tuple[str, bytes | None, bytes, Headers | None]] = field(default_factory=list)
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
+    ) -> None:
+        self.records.append((topic, key, value, headers))
+
+
+class Processor(Protocol):
+    def process(self, record: ConsumerRecord[bytes, bytes], out: Output) -> None: ...
+
+    def end_batch(self, now_ms: int, out: Output) -> None: ...
+
+
+ProcessorFactory = Callable[[StateStore], Processor]
+
+
+@dataclass(slots=True)
+class _Partition:
+    tp: TopicPartition
+    producer: AIOKafkaProducer
+    state: StateStore
+    processor: Processor
+    committed: int
+
+
+@dataclass(frozen=True, slots=True)
+class StageSpec:
+    name: str
+    input: TopicSpec
+    changelog: TopicSpec
+    dead_letter: TopicSpec
+    make_processor: ProcessorFactory
+
+
+class TransactionalStage:
+    def __init__(self, settings: Settings, spec: StageSpec) -> None:
+        self.settings = settings
+        self.spec = spec
+        self.group_id = f"{settings.topics.prefix}imstream.{spec.name}"
+        self._parts: dict[TopicPartition, _Partition] = {}
+        self._parked: dict[TopicPartition, tuple[StateStore, int]] = {}
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self.processed = 0
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        self._consumer = kafka.consumer(
+            self.settings,
+            group_id=self.group_id,
+            max_poll_records=self.settings.pipeline.batch_max_records,
+            fetch_max_wait_ms=self.settings.pipeline.batch_linger_ms,
+        )
+        self._consumer.subscribe([self.spec.input.name], listener=_Listener(self))
+        await self._consumer.start()
+        try:
+            while not stopping.is_set():
+                batch = await self._consumer.getmany(
+                    timeout_ms=200, max_records=self.settings.pipeline.batch_max_records
+                )
+                if batch:
+                    async with self._lock:
+                        await asyncio.gather(
+                            *(self._transact(tp, recs) for tp, recs in batch.items())
+                        )
+        finally:
+            async with self._lock:
+                await self._close_all()
+            await self._consumer.stop()
+
+    def status(self) -> dict[str, Any]:
+        """Assigned partitions, records processed, and lag (committed records not yet done)."""
+        lag = 0
+        if self._consumer is not None:
+            for tp, part in self._parts.items():
+                stable = self._consumer.last_stable_offset(tp)
+                if stable is not None:
+                    lag += max(0, stable - part.committed)
+        return {
+            "partitions": sorted(tp.partition for tp in self._parts),
+            "processed": self.processed,
+            "lag": lag,
+        }
+
+    async def _transact(
+        self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> None:
+        part = self._parts.get(tp)
+        if part is None:
+            return
+        # the consumer can hand out records again after we sought past them (a late
+        # offset reset on a new topic does that); what is committed is never redone
+        replayed = sum(1 for r in records if r.offset < part.committed)
+        if replayed:
+            log.info(
+                "%s: skipping %d already committed records of %s", self.spec.name, replayed, tp
+            )
+            records = [r for r in records if r.offset >= part.committed]
+        if not records:
+            return
+        out = Output()
+        for record in records:
+            part.processor.process(record, out)
+        part.processor.end_batch(records[-1].timestamp, out)
+        next_offset = records[-1].offset + 1
+        try:
+            await self._commit(part, out, next_offset)
+        except ProducerFenced:
+            log.warning("%s: fenced on %s; another worker owns it now", self.spec.name, tp)
+            await self._drop(tp)
+        except KafkaError as exc:
+            log.warning("%s: transaction on %s failed (%r); reopening", self.spec.name, tp, exc)
+            await self._drop(tp)
+            await asyncio.sleep(0.5)
+            await self._open(tp)
+        else:
+            part.state.commit()
+            part.committed = next_offset
+            self.processed += len(records)
+
+    async def _commit(self, part: _Partition, out: Output, next_offset: int) -> None:
+        producer = part.producer
+        changelog = self.spec.changelog.name
+        await producer.begin_transaction()
+        futures = [
+            await producer.send(topic, value=value, key=key, headers=headers)
+            for topic, key, value, headers in out.records
+        ]
+        futures += [
+            await producer.send(changelog, value=value, key=key, partition=part.tp.partition)
+            for key, value in part.state.changelog()
+        ]
+        await asyncio.gather(*futures)
+        await producer.send_offsets_to_transaction({part.tp: next_offset}, self.group_id)
+        await producer.commit_transaction()
+
+    async def _open(self, tp: TopicPartition) -> None:
+        assert self._consumer is not None
+        producer = kafka.transactional_producer(
+            self.settings, f"{self.group_id}.{tp.topic}.{tp.partition}"
+        )
+        await producer.start()
+        committed = await self._consumer.committed(tp) or 0
+        parked = self._parked.pop(tp, None)
+        if parked is not None and parked[1] == committed:
+            state = parked[0]
+        else:
+            state = await self._restore(tp.partition)
+        self._parts[tp] = _Partition(
+            tp, producer, state, self.spec.make_processor(state), committed
+        )
+        self._consumer.seek(tp, committed)
+        log.info(
+            "%s: opened %s at offset %d (%d state keys)", self.spec.name, tp, committed, len(state)
+        )
+
+    async def _restore(self, partition: int) -> StateStore:
+        state = StateStore()
+        tp = TopicPartition(self.spec.changelog.name, partition)
+        reader = kafka.consumer(self.settings, enable_auto_commit=False)
+        reader.assign([tp])
+        await reader.start()
+        try:
+            end = (await reader.end_offsets([tp]))[tp]
+            await reader.seek_to_beginning(tp)
+            while await reader.position(tp) < end:
+                batch = await reader.getmany(tp, timeout_ms=500, max_records=10_000)
+                for record in batch.get(tp, []):
+                    state.restore(record.key, record.value)
+        finally:
+            await reader.stop()
+        return state
+
+    async def _drop(self, tp: TopicPartition) -> None:
+        part = self._parts.pop(tp, None)
+        if part is not None:
+            await part.producer.stop()
+
+    async def _park(self, tp: TopicPartition) -> None:
+        part = self._parts.pop(tp, None)
+        if part is not None:
+            self._parked[tp] = (part.state, part.committed)
+            await part.producer.stop()
+
+    async def _close_all(self) -> None:
+        for tp in list(self._parts):
+            await self._drop(tp)
+
+    async def revoked(self, tps: list[TopicPartition]) -> None:
+        async with self._lock:
+            for tp in tps:
+                await self._park(tp)
+
+    async def assigned(self, tps: list[TopicPartition]) -> None:
+        async with self._lock:
+            for tp in set(self._parked) - set(tps):
+                del self._parked[tp]
+            for tp in tps:
+                await self._open(tp)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stage: TransactionalStage) -> None:
+        self.stage = stage
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.stage.revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.stage.assigned(list(assigned))
+
+
+def dead_letter(
+    out: Output, topic: str, record: ConsumerRecord[Any, Any], stage: str, reason: str
+) -> None:
+    """Send ``record`` as it is to the dead-letter topic, the reason in its headers."""
+    out.send(topic, record.key, record.value or b"", dead_letter_headers(record, stage, reason))

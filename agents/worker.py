@@ -1,0 +1,116 @@
+"""The worker process: runs the pipeline's agents until SIGTERM / SIGINT.
+
+    imstream worker                       every agent
+    imstream worker --agents store,sync   a subset (scale a stage on its own)
+
+Several workers share the work through Kafka consumer groups (one group per
+agent). On SIGTERM each agent finishes its batch, commits and leaves its
+group; a worker killed outright loses nothing either (see agents/transactional.py
+and agents/sink.py). If one agent fails, the worker stops the others and exits
+non-zero, so a supervisor restarts it whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agents import fanout, health, sequencer, store, sync
+from agents.transactional import TransactionalStage
+from pipeline import kafka, schema
+from pipeline.errors import ConfigError
+from pipeline.settings import Settings
+from pipeline.topics import catalogue
+
+log = logging.getLogger(__name__)
+
+AGENTS = ("sequencer", "fanout", "sync", "store", "sync-store", "retention")
+
+
+class Agent(Protocol):
+    async def run(self, stopping: asyncio.Event) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+def build(settings: Settings, name: str) -> Agent:
+    topics = catalogue(settings)
+    if name == "sequencer":
+        return TransactionalStage(settings, sequencer.stage(settings, topics))
+    if name == "fanout":
+        return TransactionalStage(settings, fanout.stage(settings, topics))
+    if name == "sync":
+        return TransactionalStage(settings, sync.stage(settings, topics))
+    if name == "store":
+        return store.sink(settings, topics)
+    if name == "sync-store":
+        return sync.store_sink(settings, topics)
+    if name == "retention":
+        return sync.Retention(settings)
+    raise ConfigError(f"unknown agent {name!r}; known: {', '.join(AGENTS)}")
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    names: Sequence[str] = AGENTS
+    agents: dict[str, Agent] = field(default_factory=dict)
+    health_port: int | None = None
+
+    def __post_init__(self) -> None:
+        self.agents = {name: build(self.settings, name) for name in self.names}
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        return {name: agent.status() for name, agent in self.agents.items()}
+
+    async def bootstrap(self) -> None:
+        """Create missing topics and apply pending migrations (both idempotent)."""
+        await kafka.ensure_topics(self.settings, catalogue(self.settings).all())
+        await asyncio.to_thread(schema.migrate, self.settings)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        await self.bootstrap()
+        runner = None
+        if self.settings.worker.health_port >= 0:
+            runner, self.health_port = await health.serve(
+                self.status, self.settings.worker.health_host, self.settings.worker.health_port
+            )
+        tasks = {
+            asyncio.create_task(agent.run(stopping), name=name): name
+            for name, agent in self.agents.items()
+        }
+        log.info("worker running: %s", ", ".join(self.agents))
+        stop_task = asyncio.create_task(stopping.wait())
+        try:
+            await asyncio.wait([*tasks, stop_task], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.set()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            stop_task.cancel()
+            if runner is not None:
+                await runner.cleanup()
+        failures = [
+            (tasks[t], r)
+            for t, r in zip(tasks, results, strict=True)
+            if isinstance(r, BaseException)
+        ]
+        for name, error in failures:
+            log.error("agent %s failed: %r", name, error)
+        if failures:
+            raise failures[0][1]
+
+
+def install_signal_handlers(stopping: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+
+
+async def main(settings: Settings, agents: Sequence[str] = AGENTS) -> None:
+    stopping = asyncio.Event()
+    install_signal_handlers(stopping)
+    await Worker(settings, agents).run(stopping)

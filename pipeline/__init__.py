@@ -1,0 +1,1 @@
+"""imstream: an event-sourced IM message pipeline on Kafka and ClickHouse."""

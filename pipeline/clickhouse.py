@@ -1,0 +1,142 @@
+"""ClickHouse access: a small pool of clickhouse-driver clients for asyncio code.
+
+clickhouse-driver is blocking; queries run in worker threads, one client per
+thread at a time. Connection failures become StoreUnavailableError (retriable);
+anything the server rejects is a bug in our SQL and propagates as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from clickhouse_driver import Client
+from clickhouse_driver.errors import Error as DriverError
+from clickhouse_driver.errors import NetworkError, SocketTimeoutError
+
+from pipeline.errors import StartTimeoutError, StoreUnavailableError
+from pipeline.settings import Settings
+
+UNAVAILABLE = (NetworkError, SocketTimeoutError, EOFError, ConnectionError, OSError)
+
+
+QUERY_TIMEOUT_S = 60.0
+
+
+def client(
+    settings: Settings, database: str | None = None, timeout_s: float = QUERY_TIMEOUT_S
+) -> Client:
+    ch = settings.clickhouse
+    return Client(
+        host=ch.host,
+        port=ch.port,
+        database=database if database is not None else ch.database,
+        user=ch.user,
+        password=ch.password,
+        connect_timeout=min(ch.connect_timeout_s, timeout_s),
+        send_receive_timeout=timeout_s,
+        sync_request_timeout=min(ch.connect_timeout_s, timeout_s),
+        settings={"strings_encoding": "utf-8"},
+    )
+
+
+class ClickHouse:
+    """A pool of clients for one database, used from asyncio through threads."""
+
+    def __init__(self, settings: Settings, database: str | None = None, size: int = 4) -> None:
+        self.settings = settings
+        self.database = database if database is not None else settings.clickhouse.database
+        self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
+        for _ in range(size):
+            self._idle.put(client(settings, self.database))
+        self._size = size
+
+    @contextmanager
+    def _client(self) -> Iterator[Client]:
+        conn = self._idle.get()
+        try:
+            yield conn
+        except UNAVAILABLE as exc:
+            conn.disconnect()
+            raise StoreUnavailableError(f"ClickHouse unavailable: {exc}") from exc
+        finally:
+            self._idle.put(conn)
+
+    def execute_sync(
+        self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None, **kw: Any
+    ) -> Any:
+        with self._client() as conn:
+            return conn.execute(sql, params, **kw)
+
+    async def execute(
+        self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None, **kw: Any
+    ) -> Any:
+        return await asyncio.to_thread(self.execute_sync, sql, params, **kw)
+
+    async def insert(self, sql: str, rows: Sequence[Any], *, columnar: bool = False) -> None:
+        """INSERT with the rows as the data argument (inline VALUES hang the driver)."""
+        if rows:
+            await self.execute(sql, rows, columnar=columnar)
+
+    def close(self) -> None:
+        for _ in range(self._size):
+            self._idle.get().disconnect()
+
+
+def ping(settings: Settings, timeout_s: float | None = None) -> str:
+    """The server version, or StoreUnavailableError (a silent server counts as away)."""
+    conn = client(settings, "default", timeout_s or settings.clickhouse.connect_timeout_s)
+    try:
+        return str(conn.execute("SELECT version()")[0][0])
+    except UNAVAILABLE as exc:
+        raise StoreUnavailableError(f"ClickHouse at {_address(settings)}: {exc}") from exc
+    except DriverError as exc:
+        raise StoreUnavailableError(f"ClickHouse at {_address(settings)}: {exc}") from exc
+    finally:
+        conn.disconnect()
+
+
+def wait_for_clickhouse(settings: Settings, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return ping(
+                settings,
+                max(0.2, min(settings.clickhouse.connect_timeout_s, deadline - time.monotonic())),
+            )
+        except StoreUnavailableError as exc:
+            if time.monotonic() >= deadline:
+                raise StartTimeoutError(
+                    f"ClickHouse did not answer within {timeout_s:.0f}s: {exc}"
+                ) from exc
+            time.sleep(0.3)
+
+
+def create_database(settings: Settings, database: str) -> None:
+    conn = client(settings, database="default")
+    try:
+        conn.execute(f"CREATE DATABASE IF NOT EXISTS {_ident(database)}")
+    finally:
+        conn.disconnect()
+
+
+def drop_database(settings: Settings, database: str) -> None:
+    conn = client(settings, database="default")
+    try:
+        conn.execute(f"DROP DATABASE IF EXISTS {_ident(database)}")
+    finally:
+        conn.disconnect()
+
+
+def _ident(name: str) -> str:
+    if not name.isidentifier():
+        raise ValueError(f"not a database identifier: {name!r}")
+    return name
+
+
+def _address(settings: Settings) -> str:
+    return f"{settings.clickhouse.host}:{settings.clickhouse.port}"

@@ -1,0 +1,89 @@
+"""The error tree. Every error says whether retrying can help.
+
+ImstreamError
+ ├── ConfigError            a setting is missing, mistyped or inconsistent
+ ├── StackError             the local stack (infra) cannot start or answer
+ │    ├── MissingToolError  java, mvn or apt-get is not installed
+ │    ├── PortInUseError    another process holds a port the stack needs
+ │    └── StartTimeoutError a server did not answer within its timeout   (retriable)
+ ├── EventError             input that is not a valid event (never retriable:
+ │    │                     the gateway answers 4xx, agents dead-letter it)
+ │    ├── DecodeError       not JSON / not UTF-8 / unknown type or version
+ │    └── ValidationError   a field is missing, of the wrong type or too large
+ ├── RejectedError          a valid event the pipeline refuses (sender not a
+ │                          member, unknown conversation, ...)
+ ├── AccessDeniedError      a user asks for what is not theirs
+ ├── AuthError              a token is missing, malformed, forged or expired
+ ├── CursorError            a sync cursor the server cannot serve
+ │    ├── CursorExpiredError    older than the sync retention: re-sync from history
+ │    └── CursorAheadError      beyond anything the user was ever sent
+ └── StoreUnavailableError  ClickHouse cannot be reached right now          (retriable)
+"""
+
+from __future__ import annotations
+
+
+class ImstreamError(Exception):
+    """Root of every error imstream raises on purpose."""
+
+    retriable = False
+
+
+class ConfigError(ImstreamError):
+    pass
+
+
+class StackError(ImstreamError):
+    pass
+
+
+class MissingToolError(StackError):
+    pass
+
+
+class PortInUseError(StackError):
+    pass
+
+
+class StartTimeoutError(StackError):
+    retriable = True
+
+
+class EventError(ImstreamError):
+    """The reason is kept short and stable: it goes into dead-letter records."""
+
+
+class DecodeError(EventError):
+    pass
+
+
+class ValidationError(EventError):
+    pass
+
+
+class RejectedError(ImstreamError):
+    pass
+
+
+class AccessDeniedError(ImstreamError):
+    pass
+
+
+class AuthError(ImstreamError):
+    pass
+
+
+class CursorError(ImstreamError):
+    pass
+
+
+class CursorExpiredError(CursorError):
+    pass
+
+
+class CursorAheadError(CursorError):
+    pass
+
+
+class StoreUnavailableError(ImstreamError):
+    retriable = True

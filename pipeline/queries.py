@@ -1,0 +1,192 @@
+"""Every SQL statement imstream runs outside the migrations, in one place.
+
+Each is valid on the old Debian server (18.16) and on current ClickHouse:
+tests/integration/test_sql_modern.py runs every one of them on a modern engine
+(chdb) with example parameters. Values always travel as ``%(name)s``
+parameters or as the data argument of an INSERT, never inside the text.
+
+Tables written by at-least-once sinks hold copies of a row after a replay;
+reads fold them with ``LIMIT 1 BY <key>`` (or aggregates that copies do not
+change, like max/min/argMax/uniqExact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Insert:
+    table: str
+    columns: tuple[str, ...]
+
+    @property
+    def sql(self) -> str:
+        return f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES"
+
+
+# ------------------------------------------------------------------ writes
+
+INSERT_MESSAGES = Insert(
+    "messages",
+    (
+        "conversation_id",
+        "seq",
+        "event_no",
+        "event_id",
+        "sender_id",
+        "client_msg_id",
+        "content_type",
+        "body",
+        "client_ts_ms",
+        "ts_ms",
+        "created_at",
+    ),
+)
+INSERT_CONVERSATIONS = Insert(
+    "conversations",
+    ("conversation_id", "kind", "title", "created_by", "event_id", "ts_ms", "created_at"),
+)
+INSERT_MEMBERSHIP = Insert(
+    "membership",
+    (
+        "conversation_id",
+        "event_no",
+        "user_id",
+        "action",
+        "actor_id",
+        "after_seq",
+        "event_id",
+        "ts_ms",
+        "created_at",
+    ),
+)
+INSERT_SYNC_TIMELINE = Insert(
+    "sync_timeline",
+    (
+        "user_id",
+        "sync_seq",
+        "conversation_id",
+        "event_no",
+        "seq",
+        "kind",
+        "event_id",
+        "sender_id",
+        "subject_id",
+        "client_msg_id",
+        "content_type",
+        "body",
+        "ts_ms",
+        "created_at",
+    ),
+)
+INSERT_SYNC_HEADS = Insert("sync_heads", ("user_id", "head"))
+INSERT_DEVICE_CURSOR = Insert("device_cursors", ("user_id", "device_id", "cursor", "updated_ms"))
+
+INSERTS = (
+    INSERT_MESSAGES,
+    INSERT_CONVERSATIONS,
+    INSERT_MEMBERSHIP,
+    INSERT_SYNC_TIMELINE,
+    INSERT_SYNC_HEADS,
+    INSERT_DEVICE_CURSOR,
+)
+
+# ------------------------------------------------------------------ roaming store
+
+HISTORY_HEAD = "SELECT max(seq) FROM messages WHERE conversation_id = %(conversation_id)s"
+
+HISTORY_RANGE = """
+SELECT seq, event_id, sender_id, client_msg_id, content_type, body, client_ts_ms, ts_ms
+FROM messages
+WHERE conversation_id = %(conversation_id)s AND seq >= %(low)s AND seq <= %(high)s
+ORDER BY seq DESC
+LIMIT 1 BY seq
+"""
+
+MEMBER_LAST_ACTION = """
+SELECT action
+FROM membership
+WHERE conversation_id = %(conversation_id)s AND user_id = %(user_id)s
+ORDER BY event_no DESC
+LIMIT 1
+"""
+
+CURRENT_MEMBERS = """
+SELECT user_id
+FROM membership
+WHERE conversation_id = %(conversation_id)s
+GROUP BY user_id
+HAVING argMax(action, event_no) = 'join'
+ORDER BY user_id
+"""
+
+CONVERSATION = """
+SELECT conversation_id, kind, title, created_by, ts_ms
+FROM conversations
+WHERE conversation_id = %(conversation_id)s
+LIMIT 1
+"""
+
+# ------------------------------------------------------------------ sync timelines
+
+SYNC_RANGE = """
+SELECT sync_seq, conversation_id, event_no, seq, kind, event_id, sender_id, subject_id,
+       client_msg_id, content_type, body, ts_ms
+FROM sync_timeline
+WHERE user_id = %(user_id)s AND sync_seq > %(after)s AND sync_seq <= %(high)s
+ORDER BY sync_seq
+LIMIT 1 BY sync_seq
+"""
+
+SYNC_FLOOR = "SELECT min(sync_seq), count() FROM sync_timeline WHERE user_id = %(user_id)s"
+
+SYNC_HEAD = "SELECT max(head) FROM sync_heads WHERE user_id = %(user_id)s"
+
+DEVICE_CURSORS = """
+SELECT device_id, max(cursor), max(updated_ms)
+FROM device_cursors
+WHERE user_id = %(user_id)s
+GROUP BY device_id
+ORDER BY device_id
+"""
+
+SYNC_PARTITIONS = """
+SELECT DISTINCT partition_id
+FROM system.parts
+WHERE database = %(database)s AND table = 'sync_timeline' AND active
+ORDER BY partition_id
+"""
+
+DROP_SYNC_PARTITION = "ALTER TABLE sync_timeline DROP PARTITION ID %(partition_id)s"
+
+# ------------------------------------------------------------------ invariant checker
+
+CHECK_HISTORY = """
+SELECT conversation_id, seq, groupUniqArray(toString(event_id))
+FROM messages
+GROUP BY conversation_id, seq
+"""
+
+CHECK_SYNC = """
+SELECT user_id, sync_seq, groupUniqArray((conversation_id, event_no))
+FROM sync_timeline
+GROUP BY user_id, sync_seq
+ORDER BY user_id, sync_seq
+"""
+
+STATEMENTS = {
+    "HISTORY_HEAD": HISTORY_HEAD,
+    "HISTORY_RANGE": HISTORY_RANGE,
+    "MEMBER_LAST_ACTION": MEMBER_LAST_ACTION,
+    "CURRENT_MEMBERS": CURRENT_MEMBERS,
+    "CONVERSATION": CONVERSATION,
+    "SYNC_RANGE": SYNC_RANGE,
+    "SYNC_FLOOR": SYNC_FLOOR,
+    "SYNC_HEAD": SYNC_HEAD,
+    "DEVICE_CURSORS": DEVICE_CURSORS,
+    "SYNC_PARTITIONS": SYNC_PARTITIONS,
+    "DROP_SYNC_PARTITION": DROP_SYNC_PARTITION,
+    "CHECK_HISTORY": CHECK_HISTORY,
+    "CHECK_SYNC": CHECK_SYNC,
+}

@@ -1,0 +1,138 @@
+"""Table rows for the ClickHouse projections of the event log (pure functions).
+
+The store and sync agents write these; ``imstream rebuild`` writes the same
+rows from a replay of the log, so a rebuilt store is identical to the original.
+Column order follows the ``Insert`` definitions in pipeline/queries.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.events import (
+    ConversationCreated,
+    InboxEntry,
+    MemberJoined,
+    MemberLeft,
+    MessageSent,
+    TimelineEvent,
+)
+
+Row = tuple[Any, ...]
+
+
+def _at(ts_ms: int) -> datetime:
+    return datetime.fromtimestamp(ts_ms // 1000, UTC)
+
+
+@dataclass(slots=True)
+class StoreRows:
+    messages: list[Row] = field(default_factory=list)
+    conversations: list[Row] = field(default_factory=list)
+    membership: list[Row] = field(default_factory=list)
+
+    def add(self, event: TimelineEvent) -> None:
+        c = event.command
+        event_id = uuid.UUID(c.event_id)
+        at = _at(event.ts_ms)
+        if isinstance(c, MessageSent):
+            self.messages.append(
+                (
+                    c.conversation_id,
+                    event.seq,
+                    event.event_no,
+                    event_id,
+                    c.sender_id,
+                    c.client_msg_id,
+                    c.content_type,
+                    c.body,
+                    c.ts_ms,
+                    event.ts_ms,
+                    at,
+                )
+            )
+        elif isinstance(c, ConversationCreated):
+            self.conversations.append(
+                (c.conversation_id, c.kind, c.title, c.actor_id, event_id, event.ts_ms, at)
+            )
+            self.membership.extend(
+                (
+                    c.conversation_id,
+                    event.event_no,
+                    member,
+                    "join",
+                    c.actor_id,
+                    event.seq,
+                    event_id,
+                    event.ts_ms,
+                    at,
+                )
+                for member in c.members
+            )
+        elif isinstance(c, MemberJoined | MemberLeft):
+            action = "join" if isinstance(c, MemberJoined) else "leave"
+            self.membership.append(
+                (
+                    c.conversation_id,
+                    event.event_no,
+                    c.user_id,
+                    action,
+                    c.actor_id,
+                    event.seq,
+                    event_id,
+                    event.ts_ms,
+                    at,
+                )
+            )
+
+    def __len__(self) -> int:
+        return len(self.messages) + len(self.conversations) + len(self.membership)
+
+
+@dataclass(slots=True)
+class SyncRows:
+    timeline: list[Row] = field(default_factory=list)
+    heads: dict[str, int] = field(default_factory=dict)
+
+    def add(self, entry: InboxEntry) -> None:
+        e = entry.event
+        c = e.command
+        sender = c.sender_id if isinstance(c, MessageSent) else c.actor_id
+        subject = c.user_id if isinstance(c, MemberJoined | MemberLeft) else ""
+        message = c if isinstance(c, MessageSent) else None
+        self.timeline.append(
+            (
+                entry.user_id,
+                entry.sync_seq,
+                c.conversation_id,
+                e.event_no,
+                e.seq,
+                e.entry_kind,
+                uuid.UUID(c.event_id),
+                sender,
+                subject,
+                message.client_msg_id if message else "",
+                message.content_type if message else "",
+                message.body if message else "",
+                entry.ts_ms,
+                _at(entry.ts_ms),
+            )
+        )
+        self.heads[entry.user_id] = max(self.heads.get(entry.user_id, 0), entry.sync_seq)
+
+    def head_rows(self) -> list[Row]:
+        return list(self.heads.items())
+
+    def __len__(self) -> int:
+        return len(self.timeline)
+
+
+def store_rows(events: Iterable[TimelineEvent]) -> StoreRows:
+    rows = StoreRows()
+    for event in events:
+        rows.add(event)
+    return rows

@@ -1,0 +1,195 @@
+"""The one settings object, read once from the environment at start-up.
+
+Every knob is an environment variable named ``IMSTREAM_<GROUP>_<FIELD>``, e.g.
+``IMSTREAM_KAFKA_BOOTSTRAP`` or ``IMSTREAM_PIPELINE_SYNC_RETENTION_DAYS``. The
+defaults describe the local stack that ``imstream up`` starts. A value of the
+wrong type, or an ``IMSTREAM_`` variable that names no setting (a typo), is a
+:class:`~pipeline.errors.ConfigError` at start-up, never a surprise later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+ENV_PREFIX = "IMSTREAM_"
+DAY_S = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    bootstrap: str = "127.0.0.1:9092"
+    request_timeout_ms: int = 30_000
+    transaction_timeout_ms: int = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class ClickHouseSettings:
+    host: str = "127.0.0.1"
+    port: int = 9000
+    http_port: int = 8123
+    database: str = "imstream"
+    user: str = "default"
+    password: str = ""
+    connect_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSettings:
+    prefix: str = ""
+    conversation_partitions: int = 6
+    user_partitions: int = 6
+    dead_letter_retention_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    sync_retention_days: int = 7
+    dedupe_window_s: int = 3_600
+    max_body_bytes: int = 32_768
+    max_group_size: int = 10_000
+    batch_max_records: int = 2_000
+    batch_linger_ms: int = 5
+    sink_retry_max_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    health_host: str = "127.0.0.1"
+    health_port: int = 8081
+    """0 picks a free port (logged at start); -1 serves no health endpoint."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # a development default: the gateway refuses it unless it listens on loopback only
+    auth_secret: str = "imstream-local-dev-secret"  # noqa: S105
+    token_ttl_s: int = DAY_S
+    max_request_bytes: int = 65_536
+    push_queue_size: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class StackSettings:
+    """Where and how ``infra`` runs the local Kafka and ClickHouse servers."""
+
+    dir: Path = field(default_factory=lambda: Path.cwd() / ".stack")
+    cache_dir: Path = field(
+        default_factory=lambda: (
+            Path(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))) / "imstream"
+        )
+    )
+    kafka_version: str = "3.9.1"
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "768m"
+    start_timeout_s: float = 90.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    clickhouse: ClickHouseSettings = field(default_factory=ClickHouseSettings)
+    topics: TopicSettings = field(default_factory=TopicSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    stack: StackSettings = field(default_factory=StackSettings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from ``environ`` (default: ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        known: set[str] = set()
+        groups: dict[str, Any] = {}
+        for group in dataclasses.fields(cls):
+            group_cls = _hints(cls)[group.name]
+            values: dict[str, Any] = {}
+            for item in dataclasses.fields(group_cls):
+                name = env_name(group.name, item.name)
+                known.add(name)
+                if name in env:
+                    values[item.name] = _parse(name, env[name], _hints(group_cls)[item.name])
+            groups[group.name] = group_cls(**values)
+        unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known)
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(unknown)}; see pipeline/settings.py for the names"
+            )
+        settings = cls(**groups)
+        settings.validate()
+        return settings
+
+    def to_env(self) -> dict[str, str]:
+        """Every setting as an environment variable: how a parent hands its settings
+        to a worker or gateway process it starts."""
+        env = {}
+        for group in dataclasses.fields(self):
+            values = getattr(self, group.name)
+            for item in dataclasses.fields(values):
+                value = getattr(values, item.name)
+                env[env_name(group.name, item.name)] = (
+                    str(int(value)) if isinstance(value, bool) else str(value)
+                )
+        return env
+
+    def replace(self, **groups: Any) -> Settings:
+        """A copy with whole groups replaced: ``s.replace(topics=TopicSettings(prefix="t1."))``."""
+        return dataclasses.replace(self, **groups)
+
+    def validate(self) -> None:
+        checks = [
+            (
+                self.topics.conversation_partitions >= 1,
+                "TOPICS_CONVERSATION_PARTITIONS must be >= 1",
+            ),
+            (self.topics.user_partitions >= 1, "TOPICS_USER_PARTITIONS must be >= 1"),
+            (self.pipeline.sync_retention_days >= 1, "PIPELINE_SYNC_RETENTION_DAYS must be >= 1"),
+            (self.pipeline.dedupe_window_s >= 0, "PIPELINE_DEDUPE_WINDOW_S must be >= 0"),
+            (self.pipeline.max_body_bytes >= 1, "PIPELINE_MAX_BODY_BYTES must be >= 1"),
+            (self.pipeline.batch_max_records >= 1, "PIPELINE_BATCH_MAX_RECORDS must be >= 1"),
+            (self.gateway.push_queue_size >= 1, "GATEWAY_PUSH_QUEUE_SIZE must be >= 1"),
+            (":" in self.kafka.bootstrap, "KAFKA_BOOTSTRAP must be host:port[,host:port]"),
+            (self.clickhouse.database.isidentifier(), "CLICKHOUSE_DATABASE must be an identifier"),
+        ]
+        failed = [ENV_PREFIX + msg for ok, msg in checks if not ok]
+        if failed:
+            raise ConfigError("; ".join(failed))
+
+
+def env_name(group: str, item: str) -> str:
+    return f"{ENV_PREFIX}{group.upper()}_{item.upper()}"
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    try:
+        if kind is bool:
+            return _parse_bool(raw)
+        if kind in (int, float, str):
+            return kind(raw)
+        if kind is Path:
+            return Path(raw).expanduser()
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    raise ConfigError(f"{name}: unsupported setting type {kind!r}")
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(raw)

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from pipeline.events import (
+    ConversationCreated,
+    MemberJoined,
+    MemberLeft,
+    MessageSent,
+    new_event_id,
+)
+from pipeline.sequencing import Accepted, Duplicate, Rejected, Sequencer
+from pipeline.state import StateStore
+
+
+def sequencer(window_ms: int = 1_000, max_group: int = 4) -> Sequencer:
+    return Sequencer(StateStore(), dedupe_window_ms=window_ms, max_group_size=max_group)
+
+
+def create(conv: str = "c1", members: tuple[str, ...] = ("alice", "bob"), kind: str = "group"):  # type: ignore[no-untyped-def]
+    return ConversationCreated(new_event_id(), conv, members[0], kind, "", members, 0)  # type: ignore[arg-type]
+
+
+def send(sender: str = "alice", cmid: str | None = None, conv: str = "c1") -> MessageSent:
+    return MessageSent(new_event_id(), conv, sender, cmid or new_event_id(), "text/plain", "x", 0)
+
+
+def join(user: str, actor: str = "alice") -> MemberJoined:
+    return MemberJoined(new_event_id(), "c1", actor, user, 0)
+
+
+def leave(user: str, actor: str | None = None) -> MemberLeft:
+    return MemberLeft(new_event_id(), "c1", actor or user, user, 0)
+
+
+def accepted(outcome: object) -> Accepted:
+    assert isinstance(outcome, Accepted), outcome
+    return outcome
+
+
+def test_seqs_are_dense_per_conversation_in_log_order() -> None:
+    s = sequencer()
+    accepted(s.apply(create("c1"), 10))
+    accepted(s.apply(create("c2"), 10))
+    seqs = {"c1": [], "c2": []}  # type: dict[str, list[int]]
+    for i in range(10):
+        conv = "c1" if i % 3 else "c2"
+        seqs[conv].append(accepted(s.apply(send(conv=conv), 10 + i)).event.seq)
+    assert seqs["c1"] == list(range(1, len(seqs["c1"]) + 1))
+    assert seqs["c2"] == list(range(1, len(seqs["c2"]) + 1))
+
+
+def test_event_numbers_count_every_event_and_membership_keeps_last_seq() -> None:
+    s = sequencer()
+    events = [accepted(s.apply(c, 0)).event for c in (create(), send(), join("carol"), send())]
+    assert [e.event_no for e in events] == [1, 2, 3, 4]
+    assert [e.seq for e in events] == [0, 1, 1, 2]
+
+
+def test_timestamps_never_go_backwards() -> None:
+    s = sequencer()
+    s.apply(create(), 100)
+    first = accepted(s.apply(send(), 500)).event
+    second = accepted(s.apply(send(), 300)).event
+    assert (first.ts_ms, second.ts_ms) == (500, 500)
+
+
+def test_non_members_are_rejected_with_a_reason() -> None:
+    s = sequencer()
+    s.apply(create(), 0)
+    outcome = s.apply(send("mallory"), 0)
+    assert outcome == Rejected("sender mallory is not a member of conversation c1")
+    assert s.apply(send(conv="nowhere"), 0) == Rejected("unknown conversation nowhere")
+    assert isinstance(s.apply(create(), 0), Rejected)
+
+
+def test_membership_changes_take_effect_at_their_position() -> None:
+    s = sequencer()
+    s.apply(create(), 0)
+    assert isinstance(s.apply(send("carol"), 0), Rejected)
+    accepted(s.apply(join("carol"), 0))
+    accepted(s.apply(send("carol"), 0))
+    accepted(s.apply(leave("carol"), 0))
+    assert isinstance(s.apply(send("carol"), 0), Rejected)
+
+
+def test_membership_rules() -> None:
+    s = sequencer(max_group=3)
+    s.apply(create(), 0)
+    assert isinstance(s.apply(join("bob"), 0), Rejected)  # already a member
+    assert isinstance(s.apply(join("dave", actor="eve"), 0), Rejected)  # actor not a member
+    accepted(s.apply(join("carol"), 0))
+    assert s.apply(join("dave"), 0) == Rejected("conversation c1 is full (3 members)")
+    assert isinstance(s.apply(leave("dave"), 0), Rejected)  # not a member
+    accepted(s.apply(leave("carol", actor="alice"), 0))  # removed by a member
+    d = sequencer()
+    d.apply(create(kind="direct"), 0)
+    assert isinstance(d.apply(join("carol"), 0), Rejected)
+
+
+def test_same_client_msg_id_within_window_is_one_message() -> None:
+    s = sequencer(window_ms=1_000)
+    s.apply(create(), 0)
+    first = accepted(s.apply(send("alice", "m1"), 100)).event
+    assert s.apply(send("alice", "m1"), 200) == Duplicate(first.seq)
+    # another sender may use the same id
+    accepted(s.apply(send("bob", "m1"), 200))
+    s.expire(now_ms=1_200)
+    accepted(s.apply(send("alice", "m1"), 1_300))
+
+
+def test_dedupe_index_survives_restore_from_changelog() -> None:
+    s = sequencer(window_ms=1_000)
+    s.apply(create(), 0)
+    first = accepted(s.apply(send("alice", "m1"), 100)).event
+    restored = StateStore()
+    for key, value in s.state.changelog():
+        restored.restore(key, value)
+    again = Sequencer(restored, dedupe_window_ms=1_000, max_group_size=4)
+    assert again.apply(send("alice", "m1"), 150) == Duplicate(first.seq)
+    assert accepted(again.apply(send("alice", "m2"), 150)).event.seq == first.seq + 1
+    again.expire(now_ms=2_000)
+    assert not list(again.state.items("d/"))
