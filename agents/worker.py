@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agents import fanout, health, sequencer, store, sync
+from agents.push import PushAgent
 from agents.transactional import TransactionalStage
 from pipeline import kafka, schema
 from pipeline.errors import ConfigError
@@ -28,7 +29,7 @@ from pipeline.topics import catalogue
 
 log = logging.getLogger(__name__)
 
-AGENTS = ("sequencer", "fanout", "sync", "store", "sync-store", "retention")
+AGENTS = ("sequencer", "fanout", "sync", "store", "sync-store", "retention", "push")
 
 
 class Agent(Protocol):
@@ -39,19 +40,18 @@ class Agent(Protocol):
 
 def build(settings: Settings, name: str) -> Agent:
     topics = catalogue(settings)
-    if name == "sequencer":
-        return TransactionalStage(settings, sequencer.stage(settings, topics))
-    if name == "fanout":
-        return TransactionalStage(settings, fanout.stage(settings, topics))
-    if name == "sync":
-        return TransactionalStage(settings, sync.stage(settings, topics))
-    if name == "store":
-        return store.sink(settings, topics)
-    if name == "sync-store":
-        return sync.store_sink(settings, topics)
-    if name == "retention":
-        return sync.Retention(settings)
-    raise ConfigError(f"unknown agent {name!r}; known: {', '.join(AGENTS)}")
+    factories: dict[str, Callable[[], Agent]] = {
+        "sequencer": lambda: TransactionalStage(settings, sequencer.stage(settings, topics)),
+        "fanout": lambda: TransactionalStage(settings, fanout.stage(settings, topics)),
+        "sync": lambda: TransactionalStage(settings, sync.stage(settings, topics)),
+        "store": lambda: store.sink(settings, topics),
+        "sync-store": lambda: sync.store_sink(settings, topics),
+        "retention": lambda: sync.Retention(settings),
+        "push": lambda: PushAgent(settings),
+    }
+    if name not in factories:
+        raise ConfigError(f"unknown agent {name!r}; known: {', '.join(AGENTS)}")
+    return factories[name]()
 
 
 @dataclass

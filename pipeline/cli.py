@@ -33,6 +33,21 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.gateway import app
+
+    asyncio.run(app.main(settings))
+    return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline import auth
+
+    ttl = args.ttl if args.ttl is not None else settings.gateway.token_ttl_s
+    print(auth.issue(settings.gateway.auth_secret, args.user, args.device, ttl))
+    return 0
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from agents import demo
 
@@ -66,8 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--agents",
         help="comma-separated subset of: sequencer, fanout, sync, "
-        "store, sync-store, retention (default: all)",
+        "store, sync-store, retention, push (default: all)",
     )
+    add("gateway", _gateway, "serve the HTTP API and WebSocket push until SIGTERM / Ctrl-C")
+    token = add("token", _token, "print a signed token for a user's device (local use)")
+    token.add_argument("user")
+    token.add_argument("device")
+    token.add_argument("--ttl", type=int, help="seconds the token is valid")
     add(
         "demo",
         _demo,

@@ -78,11 +78,10 @@ class CursorError(ImstreamError):
 
 
 class CursorExpiredError(CursorError):
-    pass
-
-
-class CursorAheadError(CursorError):
-    pass
+    def __init__(self, message: str, head: int = 0) -> None:
+        super().__init__(message)
+        self.head = head
+        """The user's newest sync_seq: where a device continues after re-syncing."""
 
 
 class StoreUnavailableError(ImstreamError):

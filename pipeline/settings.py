@@ -71,6 +71,8 @@ class WorkerSettings:
 class GatewaySettings:
     host: str = "127.0.0.1"
     port: int = 8080
+    id: str = ""
+    """Names this gateway's push topic; empty: <hostname>-<port> (stable across restarts)."""
     # a development default: the gateway refuses it unless it listens on loopback only
     auth_secret: str = "imstream-local-dev-secret"  # noqa: S105
     token_ttl_s: int = DAY_S

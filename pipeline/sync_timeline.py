@@ -125,7 +125,8 @@ async def _check_not_expired(
     if count == 0 or (floor > after + 1 and head >= floor):
         raise CursorExpiredError(
             f"cursor {after} is older than the sync retention ({retention_days} days): "
-            "re-sync from history, then continue from the head"
+            "re-sync from history, then continue from the head",
+            head=head,
         )
 
 

@@ -8,7 +8,10 @@ Flow (see DESIGN.md)::
                         └─ fanout ─► im.sync (key user)  one delivery per receiver
                                        └─ sync ─► im.inbox (key user)  with dense sync_seq
                                                     ├─ sync store ─► ClickHouse sync_timeline
-                                                    └─ push ─► online devices
+                                                    └─ push ─► im.push.<gateway> ─► devices
+
+``im.presence`` (compacted) tells the push agent which gateway holds which
+users; each gateway reads its own ``im.push.<gateway>``.
 
 Stateful stages keep their state in a compacted ``*.state`` changelog with the
 same partition count as their input, written in the same Kafka transaction as
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pipeline.settings import DAY_S, Settings
 
 FOREVER = -1
+PUSH_RETENTION_MS = 3_600_000  # push is the fast path: stale pushes are worth nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,7 @@ class TopicSpec:
 
 @dataclass(frozen=True, slots=True)
 class Topics:
+    prefix: str
     messages: TopicSpec
     timeline: TopicSpec
     sync: TopicSpec
@@ -54,6 +59,16 @@ class Topics:
     sequencer_state: TopicSpec
     fanout_state: TopicSpec
     sync_state: TopicSpec
+    presence: TopicSpec
+
+    def push(self, gateway_id: str) -> TopicSpec:
+        """The topic the push agent fills for one gateway (its users' new entries)."""
+        return TopicSpec(
+            f"{self.prefix}im.push.{gateway_id}",
+            "user_id",
+            1,
+            retention_ms=PUSH_RETENTION_MS,
+        )
 
     def all(self) -> tuple[TopicSpec, ...]:
         return (
@@ -65,6 +80,7 @@ class Topics:
             self.sequencer_state,
             self.fanout_state,
             self.sync_state,
+            self.presence,
         )
 
 
@@ -81,6 +97,7 @@ def catalogue(settings: Settings) -> Topics:
         return TopicSpec(prefix + name, key, partitions, retention_ms, compacted)
 
     return Topics(
+        prefix=prefix,
         # the broker stamps each command: the sequencer's clock is the log's
         messages=TopicSpec(prefix + "im.messages", "conversation_id", conv, log_append_time=True),
         timeline=spec("im.timeline", "conversation_id", conv),
@@ -90,4 +107,6 @@ def catalogue(settings: Settings) -> Topics:
         sequencer_state=spec("im.sequencer.state", "state key", conv, compacted=True),
         fanout_state=spec("im.fanout.state", "state key", conv, compacted=True),
         sync_state=spec("im.sync.state", "state key", users, compacted=True),
+        # one partition: a gateway's heartbeats and user records stay in order
+        presence=spec("im.presence", "gateway/user", 1, compacted=True),
     )

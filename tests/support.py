@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
+import aiohttp
 from aiokafka import TopicPartition
 
 from agents.worker import AGENTS, Worker
@@ -98,3 +102,45 @@ async def dead_letters(settings: Settings, expected: int, within: float = 30.0) 
     finally:
         await consumer.stop()
     return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class GatewayProcess:
+    url: str
+    settings: Settings
+    pid: int
+
+    def rss_bytes(self) -> int:
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0]) * 1024
+
+
+@asynccontextmanager
+async def gateway_process(settings: Settings, log: Path) -> AsyncIterator[GatewayProcess]:
+    """``imstream gateway`` as a real process on a free port."""
+    port = free_port()
+    settings = settings.replace(gateway=replace(settings.gateway, port=port, id=f"gw{port}"))
+    proc = spawn(settings, "gateway", log=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def healthy() -> bool:
+                try:
+                    async with http.get(url + "/health") as response:
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    return proc.poll() is not None
+
+            await eventually(healthy, bool, within=60, every=0.2)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        yield GatewayProcess(url, settings, proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)

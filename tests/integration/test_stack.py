@@ -19,13 +19,7 @@ from infra.process import alive, port_open
 from pipeline.clickhouse import wait_for_clickhouse
 from pipeline.errors import MissingToolError, PortInUseError, StartTimeoutError
 from pipeline.settings import Settings
-from tests.support import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support import ROOT, free_port
 
 
 def other_stack(base: Settings, home: Path, **stack: object) -> Settings:

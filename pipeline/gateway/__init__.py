@@ -1,0 +1,1 @@
+"""The gateway: HTTP API, WebSocket push and presence for client devices."""

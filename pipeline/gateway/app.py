@@ -1,0 +1,281 @@
+"""The gateway process: HTTP API, WebSocket push, presence.
+
+    imstream gateway        serves IMSTREAM_GATEWAY_HOST:IMSTREAM_GATEWAY_PORT
+
+On start it creates its push topic ``im.push.<gateway id>`` and announces
+itself on ``im.presence``; every device that opens ``GET /v1/stream`` makes its
+user present here, and the push agent routes that user's new sync entries to
+this gateway, which offers them to each of the user's connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import signal
+import socket
+import time
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from pipeline import auth, kafka, sync_timeline
+from pipeline.clickhouse import ClickHouse
+from pipeline.errors import ConfigError, EventError, ImstreamError
+from pipeline.events import decode_inbox, limits_from
+from pipeline.gateway import openapi
+from pipeline.gateway.errors import json_errors
+from pipeline.gateway.http import HttpApi
+from pipeline.gateway.hub import Connection, Hub
+from pipeline.presence import HEARTBEAT_S, heartbeat_key, heartbeat_record, user_key, user_record
+from pipeline.producer import Producer
+from pipeline.settings import Settings
+from pipeline.sync_timeline import SyncEntry
+from pipeline.topics import catalogue
+
+log = logging.getLogger(__name__)
+DEV_SECRET = "imstream-local-dev-secret"  # noqa: S105  (refused off loopback)
+
+
+def gateway_id(settings: Settings) -> str:
+    if settings.gateway.id:
+        return settings.gateway.id
+    raw = f"{socket.gethostname()}-{settings.gateway.port}"
+    return re.sub(r"[^A-Za-z0-9._-]", "-", raw)
+
+
+def check_secret(settings: Settings) -> None:
+    host = settings.gateway.host
+    loopback = host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback)
+    if settings.gateway.auth_secret == DEV_SECRET and not loopback:
+        raise ConfigError(
+            f"IMSTREAM_GATEWAY_AUTH_SECRET is the development default and the gateway "
+            f"would listen on {host}: set a secret of your own"
+        )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        check_secret(settings)
+        self.settings = settings
+        self.id = gateway_id(settings)
+        self.topics = catalogue(settings)
+        self.push_topic = self.topics.push(self.id)
+        self.started_ms = int(time.time() * 1000)
+        self.store = ClickHouse(settings, size=8)
+        self.producer = Producer(settings)
+        self.presence: AIOKafkaProducer = kafka.producer(settings)
+        self.presence_updates: asyncio.Queue[tuple[bytes, bytes | None]] = asyncio.Queue()
+        self.hub = Hub(on_presence=self._presence_changed)
+        self.limits = limits_from(settings)
+        self.pushed = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await kafka.ensure_topics(self.settings, [*self.topics.all(), self.push_topic])
+        await self.producer.start()
+        await self.presence.start()
+        await self._announce()
+        self._tasks = [
+            asyncio.create_task(self._publish_presence()),
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._receive_pushes()),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.producer.stop()
+        await self.presence.stop()
+        self.store.close()
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[json_errors, self._authenticate],
+            client_max_size=self.settings.gateway.max_request_bytes,
+        )
+        app.router.add_routes(HttpApi(self.settings, self.store, self.producer).routes())
+        app.router.add_get("/v1/stream", self.stream)
+        app.router.add_get("/openapi.json", self.openapi)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/ready", self.health)
+        app.on_startup.append(lambda _: self.start())
+        app.on_shutdown.append(lambda _: self._close_sockets())
+        app.on_cleanup.append(lambda _: self.stop())
+        return app
+
+    # ------------------------------------------------------------ HTTP plumbing
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/v1/"):
+            header = request.headers.get("Authorization", "")
+            token = header.removeprefix("Bearer ").strip() if header else None
+            token = token or request.query.get("token")
+            request["identity"] = auth.verify(self.settings.gateway.auth_secret, token)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi.SPEC)
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "status": "ok",
+                "gateway": self.id,
+                "connections": self.hub.connections(),
+                "pushed": self.pushed,
+            }
+        )
+
+    # ------------------------------------------------------------ WebSocket
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        who = request["identity"]
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
+        await ws.prepare(request)
+        connection = Connection(
+            who.user_id, who.device_id, ws, self.settings.gateway.push_queue_size
+        )
+        connection.offer(
+            orjson.dumps(
+                {
+                    "type": "hello",
+                    "user_id": who.user_id,
+                    "device_id": who.device_id,
+                    "gateway": self.id,
+                }
+            ).decode()
+        )
+        writer = asyncio.create_task(connection.write())
+        self.hub.add(connection)
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    await self._client_frame(connection, message.data)
+                elif message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.hub.remove(connection)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+        return ws
+
+    async def _client_frame(self, connection: Connection, text: str) -> None:
+        """Devices may ack their cursor over the socket: {"type": "ack", "cursor": N}."""
+        try:
+            frame = orjson.loads(text)
+            cursor = (
+                frame["cursor"] if isinstance(frame, dict) and frame.get("type") == "ack" else None
+            )
+            if not isinstance(cursor, int) or isinstance(cursor, bool):
+                raise EventError('expected {"type": "ack", "cursor": <int>}')
+            await sync_timeline.ack(self.store, connection.user_id, connection.device_id, cursor)
+        except (orjson.JSONDecodeError, ImstreamError) as exc:
+            connection.offer(orjson.dumps({"type": "error", "reason": str(exc)}).decode())
+
+    async def _close_sockets(self) -> None:
+        for connections in list(self.hub.users.values()):
+            for connection in list(connections):
+                await connection.ws.close(code=1001, message=b"gateway shutting down")
+
+    # ------------------------------------------------------------ push and presence
+
+    async def _receive_pushes(self) -> None:
+        tp = TopicPartition(self.push_topic.name, 0)
+        consumer = kafka.consumer(
+            self.settings, isolation_level="read_uncommitted", fetch_max_wait_ms=5
+        )
+        consumer.assign([tp])
+        await consumer.start()
+        try:
+            await consumer.seek_to_end(tp)
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=500)
+                for record in batch.get(tp, []):
+                    self._dispatch(record.value or b"")
+        finally:
+            await consumer.stop()
+
+    def _dispatch(self, raw: bytes) -> None:
+        try:
+            entry = decode_inbox(raw, self.limits)
+        except EventError as exc:
+            log.warning("push: ignoring a record that is not an inbox entry: %s", exc)
+            return
+        frame = orjson.dumps({"type": "entry", "entry": SyncEntry.from_inbox(entry).to_json()})
+        self.pushed += self.hub.push(entry.user_id, frame.decode())
+
+    def _presence_changed(self, user_id: str, devices: int) -> None:
+        record = user_record(self.id, user_id, devices, int(time.time() * 1000))
+        self.presence_updates.put_nowait((user_key(self.id, user_id), record))
+
+    async def _publish_presence(self) -> None:
+        """Publish presence changes in order, many at a time (a burst of connects
+        costs one round trip, not one each)."""
+        topic = self.topics.presence.name
+        while True:
+            updates = [await self.presence_updates.get()]
+            while not self.presence_updates.empty():
+                updates.append(self.presence_updates.get_nowait())
+            try:
+                sent = [await self.presence.send(topic, value, key=key) for key, value in updates]
+                await asyncio.gather(*sent)
+            except (KafkaError, OSError) as exc:
+                log.warning("presence updates lost (push falls back to pull): %r", exc)
+
+    async def _announce(self) -> None:
+        now = int(time.time() * 1000)
+        record = heartbeat_record(self.id, self.started_ms, now)
+        await self.presence.send_and_wait(
+            self.topics.presence.name, record, key=heartbeat_key(self.id)
+        )
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await self._announce()
+            except (KafkaError, OSError) as exc:
+                log.warning("presence heartbeat failed: %r", exc)
+
+
+async def serve(settings: Settings, stopping: asyncio.Event) -> None:
+    """Serve until ``stopping`` is set, then close every socket and stop cleanly."""
+    gateway = Gateway(settings)
+    runner = web.AppRunner(gateway.app(), access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.gateway.host, settings.gateway.port)
+    await site.start()
+    log.warning(
+        "gateway %s on http://%s:%d", gateway.id, settings.gateway.host, settings.gateway.port
+    )
+    try:
+        await stopping.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def main(settings: Settings) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await serve(settings, stopping)

@@ -1,0 +1,228 @@
+"""The gateway's HTTP API (JSON). Every route under /v1 needs a token; see openapi.py.
+
+Writes are published to the log and answered 202 once it holds them (the
+sequencer has the last word: a write it refuses goes to the dead-letter
+topic). The gateway refuses early what it can see is wrong: bad JSON or
+fields (400), a conversation the user is not a member of (403), a
+conversation id already taken (409).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from pipeline import history, queries, sync_timeline
+from pipeline.auth import Identity
+from pipeline.clickhouse import ClickHouse
+from pipeline.errors import AccessDeniedError, RejectedError, ValidationError
+from pipeline.producer import Ack, Producer, direct_conversation_id
+from pipeline.settings import Settings
+
+MEMBERSHIP_GRACE_S = 1.0  # the store may still be writing a just-made change
+
+
+def identity(request: web.Request) -> Identity:
+    found: Identity = request["identity"]
+    return found
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValidationError("request body must be a JSON object")
+    return data
+
+
+def field(data: dict[str, Any], name: str, kind: type, default: Any = ...) -> Any:
+    value = data.get(name, default)
+    if value is ...:
+        raise ValidationError(f"missing field {name!r}")
+    if value is not None and value is not default and not isinstance(value, kind):
+        raise ValidationError(f"field {name!r} must be of type {kind.__name__}")
+    if kind is int and isinstance(value, bool):
+        raise ValidationError(f"field {name!r} must be of type int")
+    return value
+
+
+def query_int(request: web.Request, name: str, default: int | None, low: int, high: int) -> Any:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(f"query parameter {name!r} must be an integer") from None
+    if not low <= value <= high:
+        raise ValidationError(f"query parameter {name!r} must be between {low} and {high}")
+    return value
+
+
+def accepted(ack: Ack, **extra: Any) -> web.Response:
+    body = {
+        "event_id": ack.event_id,
+        "conversation_id": ack.conversation_id,
+        "partition": ack.partition,
+        "offset": ack.offset,
+        **extra,
+    }
+    return _json(body, status=202)
+
+
+class HttpApi:
+    def __init__(self, settings: Settings, store: ClickHouse, producer: Producer) -> None:
+        self.settings = settings
+        self.store = store
+        self.producer = producer
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v1/me", self.me),
+            web.post("/v1/conversations", self.create_group),
+            web.post("/v1/direct", self.create_direct),
+            web.get("/v1/conversations/{cid}", self.conversation),
+            web.post("/v1/conversations/{cid}/members", self.join),
+            web.delete("/v1/conversations/{cid}/members/{uid}", self.leave),
+            web.post("/v1/conversations/{cid}/messages", self.send),
+            web.get("/v1/conversations/{cid}/messages", self.history),
+            web.get("/v1/sync", self.pull),
+            web.put("/v1/devices/{device}/cursor", self.ack),
+            web.get("/v1/devices", self.devices),
+        ]
+
+    async def me(self, request: web.Request) -> web.Response:
+        who = identity(request)
+        return web.json_response({"user_id": who.user_id, "device_id": who.device_id})
+
+    async def create_group(self, request: web.Request) -> web.Response:
+        data = await json_body(request)
+        conversation_id = field(data, "conversation_id", str)
+        members = field(data, "members", list)
+        if not all(isinstance(m, str) for m in members):
+            raise ValidationError("field 'members' must be a list of user ids")
+        title = field(data, "title", str, "")
+        await self._require_new(conversation_id)
+        ack = await self.producer.create_conversation(
+            conversation_id, identity(request).user_id, members, title=title
+        )
+        return accepted(ack)
+
+    async def create_direct(self, request: web.Request) -> web.Response:
+        peer = field(await json_body(request), "peer", str)
+        me = identity(request).user_id
+        if peer == me:
+            raise ValidationError("a direct conversation needs another user as 'peer'")
+        await self._require_new(direct_conversation_id(me, peer))
+        _, ack = await self.producer.create_direct(me, peer)
+        return accepted(ack)
+
+    async def conversation(self, request: web.Request) -> web.Response:
+        cid = request.match_info["cid"]
+        await self._require_member(cid, identity(request).user_id)
+        rows = await self.store.execute(queries.CONVERSATION, {"conversation_id": cid})
+        _, kind, title, created_by, ts_ms = rows[0]
+        members = await history.members(self.store, cid)
+        return web.json_response(
+            {
+                "conversation_id": cid,
+                "kind": kind,
+                "title": title,
+                "created_by": created_by,
+                "ts_ms": ts_ms,
+                "members": members,
+            }
+        )
+
+    async def join(self, request: web.Request) -> web.Response:
+        cid = request.match_info["cid"]
+        user = field(await json_body(request), "user_id", str)
+        actor = identity(request).user_id
+        await self._require_member(cid, actor)
+        return accepted(await self.producer.join(cid, actor, user))
+
+    async def leave(self, request: web.Request) -> web.Response:
+        cid, user = request.match_info["cid"], request.match_info["uid"]
+        actor = identity(request).user_id
+        await self._require_member(cid, actor)
+        return accepted(await self.producer.leave(cid, actor, user))
+
+    async def send(self, request: web.Request) -> web.Response:
+        cid = request.match_info["cid"]
+        data = await json_body(request)
+        body = field(data, "body", str)
+        content_type = field(data, "content_type", str, "text/plain")
+        client_msg_id = field(data, "client_msg_id", str, None)
+        sender = identity(request).user_id
+        await self._require_member(cid, sender)
+        ack = await self.producer.send_message(
+            cid, sender, body, content_type=content_type, client_msg_id=client_msg_id
+        )
+        return accepted(ack)
+
+    async def history(self, request: web.Request) -> web.Response:
+        page = await history.page(
+            self.store,
+            request.match_info["cid"],
+            identity(request).user_id,
+            before=query_int(request, "before", None, 1, 2**62),
+            limit=query_int(request, "limit", 50, 1, history.MAX_PAGE),
+        )
+        return _json(
+            {"messages": [m.to_json() for m in page.messages], "next_before": page.next_before}
+        )
+
+    async def pull(self, request: web.Request) -> web.Response:
+        page = await sync_timeline.pull(
+            self.store,
+            identity(request).user_id,
+            after=query_int(request, "after", 0, 0, 2**62),
+            limit=query_int(request, "limit", 100, 1, sync_timeline.MAX_PAGE),
+            retention_days=self.settings.pipeline.sync_retention_days,
+        )
+        return _json(
+            {
+                "entries": [e.to_json() for e in page.entries],
+                "cursor": page.cursor,
+                "head": page.head,
+                "caught_up": page.caught_up,
+            }
+        )
+
+    async def ack(self, request: web.Request) -> web.Response:
+        who = identity(request)
+        device = request.match_info["device"]
+        if device != who.device_id:
+            raise AccessDeniedError(f"this token is for device {who.device_id}, not {device}")
+        cursor = field(await json_body(request), "cursor", int)
+        await sync_timeline.ack(self.store, who.user_id, device, cursor)
+        return web.Response(status=204)
+
+    async def devices(self, request: web.Request) -> web.Response:
+        cursors = await sync_timeline.device_cursors(self.store, identity(request).user_id)
+        return _json({"devices": cursors})
+
+    async def _require_member(self, conversation_id: str, user_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MEMBERSHIP_GRACE_S
+        while not await history.is_member(self.store, conversation_id, user_id):
+            if loop.time() > deadline:
+                raise AccessDeniedError(
+                    f"{user_id} is not a member of conversation {conversation_id}"
+                )
+            await asyncio.sleep(0.1)
+
+    async def _require_new(self, conversation_id: str) -> None:
+        rows = await self.store.execute(queries.CONVERSATION, {"conversation_id": conversation_id})
+        if rows:
+            raise RejectedError(f"conversation {conversation_id} already exists")
+
+
+def _json(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")

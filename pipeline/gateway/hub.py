@@ -1,0 +1,126 @@
+"""Online devices of one gateway, and pushing to them without ever blocking.
+
+Each WebSocket connection is a small state machine::
+
+    OPEN ──queue full──► BEHIND ──"pull" frame sent──► OPEN
+      └────────────── socket error / close ──────────► CLOSED
+
+Pushed frames go into the connection's bounded queue (``offer`` never
+waits); a writer task drains it into the socket. When a slow device lets its
+queue fill, the queued entries are dropped and the device is told to pull
+from its cursor instead: one slow or dead socket costs its own entries, never
+the pipeline's or other users' time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+PULL_FRAME = orjson.dumps({"type": "pull", "reason": "behind"}).decode()
+
+
+class State(enum.Enum):
+    OPEN = "open"
+    BEHIND = "behind"
+    CLOSED = "closed"
+
+
+@dataclass(eq=False)
+class Connection:
+    user_id: str
+    device_id: str
+    ws: web.WebSocketResponse
+    queue_size: int
+    state: State = State.OPEN
+    sent: int = 0
+    dropped: int = 0
+    queue: asyncio.Queue[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(maxsize=self.queue_size)
+
+    def offer(self, frame: str) -> None:
+        """Queue a frame for the device; never waits."""
+        if self.state is State.CLOSED:
+            return
+        if self.state is State.BEHIND:
+            self.dropped += 1  # the pull it was told to do covers this entry
+            return
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self._fall_behind()
+
+    def _fall_behind(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.dropped += 1
+        self.state = State.BEHIND
+        self.queue.put_nowait(PULL_FRAME)
+
+    async def write(self) -> None:
+        """Drain the queue into the socket until the connection closes."""
+        try:
+            while self.state is not State.CLOSED:
+                frame = await self.queue.get()
+                if self.closed:
+                    break
+                if frame is PULL_FRAME:
+                    self.state = State.OPEN
+                await self.ws.send_str(frame)
+                self.sent += 1
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("push to %s/%s stopped: %r", self.user_id, self.device_id, exc)
+        finally:
+            self.state = State.CLOSED
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    def close(self) -> None:
+        self.state = State.CLOSED
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait("")  # wake the writer
+
+
+@dataclass
+class Hub:
+    """user → their connections on this gateway; tells presence when that set changes."""
+
+    on_presence: Callable[[str, int], None]
+    users: dict[str, set[Connection]] = field(default_factory=dict)
+
+    def add(self, connection: Connection) -> None:
+        devices = self.users.setdefault(connection.user_id, set())
+        devices.add(connection)
+        self.on_presence(connection.user_id, len(devices))
+
+    def remove(self, connection: Connection) -> None:
+        connection.close()
+        devices = self.users.get(connection.user_id, set())
+        devices.discard(connection)
+        if not devices:
+            self.users.pop(connection.user_id, None)
+        self.on_presence(connection.user_id, len(devices))
+
+    def push(self, user_id: str, frame: str) -> int:
+        """Offer a frame to every connection of the user; return how many."""
+        devices = self.users.get(user_id, ())
+        for connection in devices:
+            connection.offer(frame)
+        return len(devices)
+
+    def connections(self) -> int:
+        return sum(len(d) for d in self.users.values())

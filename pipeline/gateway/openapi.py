@@ -1,0 +1,225 @@
+"""The gateway's API as OpenAPI 3.0, served at GET /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERRORS = {
+    "400": _json(_ref("Error"), "invalid request: the reason says which field"),
+    "401": _json(_ref("Error"), "missing, malformed, forged or expired token"),
+    "403": _json(_ref("Error"), "not a member / not your device"),
+    "503": _json(_ref("Error"), "Kafka or ClickHouse unavailable: retry"),
+}
+ACCEPTED = {"202": _json(_ref("Accepted"), "in the log; sequencing follows"), **ERRORS}
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query_int(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _obj(required: list[str], **props: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": props}
+
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "imstream gateway",
+        "version": "1",
+        "description": "Send, history, sync pull, cursor acks; push over GET /v1/stream.",
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": _obj(["error", "reason"], error=STR, reason=STR),
+            "Accepted": _obj(
+                ["event_id", "conversation_id"],
+                event_id=STR,
+                conversation_id=STR,
+                partition=INT,
+                offset=INT,
+            ),
+            "Message": _obj(
+                ["seq", "sender_id", "body"],
+                conversation_id=STR,
+                seq=INT,
+                event_id=STR,
+                sender_id=STR,
+                client_msg_id=STR,
+                content_type=STR,
+                body=STR,
+                client_ts_ms=INT,
+                ts_ms=INT,
+            ),
+            "SyncEntry": _obj(
+                ["sync_seq", "conversation_id", "kind"],
+                sync_seq=INT,
+                conversation_id=STR,
+                event_no=INT,
+                seq=INT,
+                kind={"type": "string", "enum": ["message", "created", "joined", "left"]},
+                event_id=STR,
+                sender_id=STR,
+                subject_id=STR,
+                client_msg_id=STR,
+                content_type=STR,
+                body=STR,
+                ts_ms=INT,
+            ),
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/v1/me": {
+            "get": {
+                "summary": "who the token names",
+                "responses": {
+                    "200": _json(_obj(["user_id", "device_id"], user_id=STR, device_id=STR), "ok"),
+                    **ERRORS,
+                },
+            }
+        },
+        "/v1/conversations": {
+            "post": {
+                "summary": "create a group (the caller is a member)",
+                "requestBody": _body(
+                    _obj(
+                        ["conversation_id", "members"],
+                        conversation_id=STR,
+                        title=STR,
+                        members={"type": "array", "items": STR},
+                    )
+                ),
+                "responses": {**ACCEPTED, "409": _json(_ref("Error"), "id already taken")},
+            }
+        },
+        "/v1/direct": {
+            "post": {
+                "summary": "create the 1:1 conversation with a peer",
+                "requestBody": _body(_obj(["peer"], peer=STR)),
+                "responses": {**ACCEPTED, "409": _json(_ref("Error"), "already exists")},
+            }
+        },
+        "/v1/conversations/{cid}": {
+            "get": {
+                "summary": "a conversation and its current members (members only)",
+                "parameters": [_path_param("cid")],
+                "responses": {"200": _json({"type": "object"}, "ok"), **ERRORS},
+            }
+        },
+        "/v1/conversations/{cid}/members": {
+            "post": {
+                "summary": "add a member (by a member)",
+                "parameters": [_path_param("cid")],
+                "requestBody": _body(_obj(["user_id"], user_id=STR)),
+                "responses": ACCEPTED,
+            }
+        },
+        "/v1/conversations/{cid}/members/{uid}": {
+            "delete": {
+                "summary": "leave, or remove a member (by a member)",
+                "parameters": [_path_param("cid"), _path_param("uid")],
+                "responses": ACCEPTED,
+            }
+        },
+        "/v1/conversations/{cid}/messages": {
+            "post": {
+                "summary": "send a message (members only; client_msg_id dedupes retries)",
+                "parameters": [_path_param("cid")],
+                "requestBody": _body(_obj(["body"], body=STR, content_type=STR, client_msg_id=STR)),
+                "responses": {**ACCEPTED, "413": _json(_ref("Error"), "request body too large")},
+            },
+            "get": {
+                "summary": "history, newest first, paged by seq (members only)",
+                "parameters": [
+                    _path_param("cid"),
+                    _query_int("before", "return seqs below this one"),
+                    _query_int("limit", "1-500, default 50"),
+                ],
+                "responses": {
+                    "200": _json(
+                        _obj(
+                            ["messages"],
+                            messages={"type": "array", "items": _ref("Message")},
+                            next_before=INT,
+                        ),
+                        "ok",
+                    ),
+                    **ERRORS,
+                },
+            },
+        },
+        "/v1/sync": {
+            "get": {
+                "summary": "the caller's sync timeline after a cursor, in order, never past a gap",
+                "parameters": [
+                    _query_int("after", "the device's cursor (default 0)"),
+                    _query_int("limit", "1-1000, default 100"),
+                ],
+                "responses": {
+                    "200": _json(
+                        _obj(
+                            ["entries", "cursor", "head", "caught_up"],
+                            entries={"type": "array", "items": _ref("SyncEntry")},
+                            cursor=INT,
+                            head=INT,
+                            caught_up={"type": "boolean"},
+                        ),
+                        "ok",
+                    ),
+                    "410": _json(
+                        _ref("Error"), "cursor older than the sync retention: re-sync from history"
+                    ),
+                    **ERRORS,
+                },
+            }
+        },
+        "/v1/devices/{device}/cursor": {
+            "put": {
+                "summary": "ack the device's cursor (only the token's own device)",
+                "parameters": [_path_param("device")],
+                "requestBody": _body(_obj(["cursor"], cursor=INT)),
+                "responses": {"204": {"description": "stored"}, **ERRORS},
+            }
+        },
+        "/v1/devices": {
+            "get": {
+                "summary": "the cursor of each of the caller's devices",
+                "responses": {"200": _json({"type": "object"}, "ok"), **ERRORS},
+            }
+        },
+        "/v1/stream": {
+            "get": {
+                "summary": "WebSocket: server frames {type: hello|entry|pull|error}; client may "
+                "send {type: ack, cursor}. Token in ?token= or Authorization.",
+                "responses": {"101": {"description": "switching protocols"}, **ERRORS},
+            }
+        },
+    },
+}
