@@ -50,8 +50,9 @@ async def test_push_to_online_devices_and_pull_for_the_offline_one(
         for i in range(20):
             sent = time.monotonic()
             await alice.send("team", f"m{i}")
+            body = f"m{i}"
             await eventually(
-                lambda: _async(f"m{i}" in messages(phone) and f"m{i}" in messages(laptop)),
+                lambda b=body: _async(b in messages(phone) and b in messages(laptop)),  # type: ignore[misc]
                 bool,
                 within=PUSH_BOUND_S,
                 every=0.005,
