@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -98,3 +100,18 @@ async def dead_letters(settings: Settings, expected: int, within: float = 30.0) 
     finally:
         await consumer.stop()
     return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def other_stack(base: Settings, home: Path, **stack: object) -> Settings:
+    """A second stack on free ports in ``home``, sharing only the jar cache."""
+    return base.replace(
+        kafka=replace(base.kafka, bootstrap=f"127.0.0.1:{free_port()}"),
+        clickhouse=replace(base.clickhouse, port=free_port(), http_port=free_port()),
+        stack=replace(base.stack, dir=home, kafka_controller_port=free_port(), **stack),
+    )
