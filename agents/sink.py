@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from pipeline import kafka
 from pipeline.clickhouse import ClickHouse
@@ -128,10 +129,21 @@ class ClickHouseSink(Generic[R]):
             )
         if not await self._write_until_done(consumer, batch, items, stopping):
             return
-        offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
-        await consumer.commit(offsets)
-        self._committed.update(offsets)
         self.written += len(items)
+        await self._commit(consumer, {tp: recs[-1].offset + 1 for tp, recs in batch.items()})
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Commit offsets of rows already written. If the group has moved on (a rebalance,
+        or this member's session ran out while the broker was away), the partitions'
+        owner replays from the last commit and writes the same rows again."""
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning(
+                "%s: offsets not committed, the rows will be written again: %s", self.name, exc
+            )
+        else:
+            self._committed.update(offsets)
 
     async def _write_until_done(
         self, consumer: AIOKafkaConsumer, batch: Batch, items: Sequence[R], stopping: asyncio.Event
