@@ -80,9 +80,11 @@ class ClickHouseSink(Generic[R]):
                 batch = await consumer.getmany(
                     timeout_ms=200, max_records=self.settings.pipeline.batch_max_records
                 )
-                if batch:
-                    async with self._lock:
+                async with self._lock:
+                    if batch:
                         await self._handle(consumer, producer, batch, stopping)
+                    else:
+                        await self._commit_idle(consumer)
         finally:
             await consumer.stop()
             await producer.stop()
@@ -144,6 +146,23 @@ class ClickHouseSink(Generic[R]):
             )
         else:
             self._committed.update(offsets)
+
+    async def _commit_idle(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit up to the position of idle partitions. Past the last record of a
+        transactional topic lies the marker of its last transaction, which a
+        read_committed consumer steps over but never receives: without this the
+        committed offset (and the lag) would stay one short of the end for good."""
+        offsets = {}
+        for tp in consumer.assignment():
+            stable = consumer.last_stable_offset(tp)
+            committed = self._committed.get(tp)
+            if stable is None or committed is None or stable <= committed:
+                continue
+            position = await consumer.position(tp)
+            if position > committed:
+                offsets[tp] = position
+        if offsets:
+            await self._commit(consumer, offsets)
 
     async def _write_until_done(
         self, consumer: AIOKafkaConsumer, batch: Batch, items: Sequence[R], stopping: asyncio.Event

@@ -106,11 +106,13 @@ class TransactionalStage:
                 batch = await self._consumer.getmany(
                     timeout_ms=200, max_records=self.settings.pipeline.batch_max_records
                 )
-                if batch:
-                    async with self._lock:
+                async with self._lock:
+                    if batch:
                         await asyncio.gather(
                             *(self._transact(tp, recs) for tp, recs in batch.items())
                         )
+                    else:
+                        await self._commit_idle()
         finally:
             async with self._lock:
                 await self._close_all()
@@ -150,7 +152,28 @@ class TransactionalStage:
         for record in records:
             part.processor.process(record, out)
         part.processor.end_batch(records[-1].timestamp, out)
-        next_offset = records[-1].offset + 1
+        if await self._commit_or_reopen(part, out, records[-1].offset + 1):
+            self.processed += len(records)
+
+    async def _commit_idle(self) -> None:
+        """Commit up to the position of idle partitions. Past the last record of a
+        transactional input lies the marker of the upstream's last transaction, which
+        a read_committed consumer steps over but never receives: without this the
+        committed offset (and the lag) would stay one short of the end for good."""
+        assert self._consumer is not None
+        assigned = self._consumer.assignment()
+        for tp, part in list(self._parts.items()):
+            stable = self._consumer.last_stable_offset(tp)
+            if tp not in assigned or stable is None or stable <= part.committed:
+                continue
+            position = await self._consumer.position(tp)
+            if position > part.committed:
+                await self._commit_or_reopen(part, Output(), position)
+
+    async def _commit_or_reopen(self, part: _Partition, out: Output, next_offset: int) -> bool:
+        """One transaction: ``out``, the state changes and ``next_offset``. On failure
+        the partition is dropped (fenced) or reopened from what was committed."""
+        tp = part.tp
         try:
             await self._commit(part, out, next_offset)
         except ProducerFenced:
@@ -164,7 +187,8 @@ class TransactionalStage:
         else:
             part.state.commit()
             part.committed = next_offset
-            self.processed += len(records)
+            return True
+        return False
 
     async def _commit(self, part: _Partition, out: Output, next_offset: int) -> None:
         producer = part.producer
