@@ -114,9 +114,10 @@ class TransactionalStage:
                     else:
                         await self._commit_idle()
         finally:
+            # leave the group first, then close: what an assignment opened on the way out too
+            await self._consumer.stop()
             async with self._lock:
                 await self._close_all()
-            await self._consumer.stop()
 
     def status(self) -> dict[str, Any]:
         """Assigned partitions, records processed, and lag (committed records not yet done)."""
@@ -212,12 +213,16 @@ class TransactionalStage:
             self.settings, f"{self.group_id}.{tp.topic}.{tp.partition}"
         )
         await producer.start()
-        committed = await self._consumer.committed(tp) or 0
-        parked = self._parked.pop(tp, None)
-        if parked is not None and parked[1] == committed:
-            state = parked[0]
-        else:
-            state = await self._restore(tp.partition)
+        try:
+            committed = await self._consumer.committed(tp) or 0
+            parked = self._parked.pop(tp, None)
+            if parked is not None and parked[1] == committed:
+                state = parked[0]
+            else:
+                state = await self._restore(tp.partition)
+        except BaseException:
+            await producer.stop()
+            raise
         self._parts[tp] = _Partition(
             tp, producer, state, self.spec.make_processor(state), committed
         )
