@@ -45,7 +45,7 @@ class ClickHouseSink(Generic[R]):
         name: str,
         topic: TopicSpec,
         dead_letter: TopicSpec,
-        decode: Callable[[bytes], R],
+        decode: Callable[[bytes | None], R],
         write: Callable[[ClickHouse, list[R]], Awaitable[None]],
     ) -> None:
         self.settings = settings
@@ -119,7 +119,7 @@ class ClickHouseSink(Generic[R]):
         for records in batch.values():
             for record in records:
                 try:
-                    items.append(self.decode(record.value or b""))
+                    items.append(self.decode(record.value))
                 except EventError as exc:
                     rejected.append((record, str(exc)))
         for record, reason in rejected:

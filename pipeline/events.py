@@ -190,20 +190,20 @@ def encode_inbox(entry: InboxEntry) -> bytes:
 # ---------------------------------------------------------------- decoding
 
 
-def decode_command(raw: bytes, limits: Limits) -> Command:
+def decode_command(raw: bytes | None, limits: Limits) -> Command:
     return command_from(_versioned(_load(raw)), limits)
 
 
-def decode_timeline(raw: bytes, limits: Limits) -> TimelineEvent:
+def decode_timeline(raw: bytes | None, limits: Limits) -> TimelineEvent:
     return timeline_from(_versioned(_load(raw)), limits)
 
 
-def decode_delivery(raw: bytes, limits: Limits) -> Delivery:
+def decode_delivery(raw: bytes | None, limits: Limits) -> Delivery:
     data = _versioned(_load(raw))
     return Delivery(_id(data, "user_id"), timeline_from(_dict(data, "event"), limits))
 
 
-def decode_inbox(raw: bytes, limits: Limits) -> InboxEntry:
+def decode_inbox(raw: bytes | None, limits: Limits) -> InboxEntry:
     data = _versioned(_load(raw))
     return InboxEntry(
         user_id=_id(data, "user_id"),
@@ -277,7 +277,9 @@ def _created(
     )
 
 
-def _load(raw: bytes) -> dict[str, Any]:
+def _load(raw: bytes | None) -> dict[str, Any]:
+    if raw is None:
+        raise DecodeError("the record has no value (a tombstone)")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -138,3 +138,9 @@ def test_timestamps_no_table_can_hold_are_refused_everywhere() -> None:
         decode_delivery(encode_delivery(Delivery("bob", far)), LIMITS)
     with pytest.raises(ValidationError, match="'ts_ms' must be at most"):
         decode_inbox(encode_inbox(InboxEntry("bob", 1, 2**63, event)), LIMITS)
+
+
+def test_a_record_without_value_is_named_a_tombstone() -> None:
+    for decode in (decode_command, decode_timeline, decode_delivery, decode_inbox):
+        with pytest.raises(DecodeError, match="no value"):
+            decode(None, LIMITS)
