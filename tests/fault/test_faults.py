@@ -212,7 +212,9 @@ async def test_sigterm_flushes_commits_and_exits_cleanly(
     workers.start(0)
     fault_end = time.monotonic()
     await flowing(traffic, acks=40)
-    await check_clean(fault_settings, traffic, "worker SIGTERM + restart", fault_end)
+    await check_clean(
+        fault_settings, traffic, f"worker SIGTERM (exit 0 in {took:.1f}s) + restart", fault_end
+    )
     await stop_cleanly(workers)
     # nothing was done twice: across every run of every worker, each agent handled
     # exactly the records of its input topic (a replay would count some twice)
