@@ -30,7 +30,7 @@ class FanoutProcessor:
 
     def process(self, record: ConsumerRecord[Any, Any], out: Output) -> None:
         try:
-            event = decode_timeline(record.value or b"", self.limits)
+            event = decode_timeline(record.value, self.limits)
         except EventError as exc:
             dead_letter(out, self.topics.dead_letter.name, record, STAGE, str(exc))
             return

@@ -39,7 +39,7 @@ class SequencerProcessor:
     def process(self, record: ConsumerRecord[Any, Any], out: Output) -> None:
         dlq = self.topics.dead_letter.name
         try:
-            command = decode_command(record.value or b"", self.limits)
+            command = decode_command(record.value, self.limits)
         except EventError as exc:
             dead_letter(out, dlq, record, STAGE, str(exc))
             return

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from pipeline import kafka
 from pipeline.clickhouse import ClickHouse
@@ -44,7 +45,7 @@ class ClickHouseSink(Generic[R]):
         name: str,
         topic: TopicSpec,
         dead_letter: TopicSpec,
-        decode: Callable[[bytes], R],
+        decode: Callable[[bytes | None], R],
         write: Callable[[ClickHouse, list[R]], Awaitable[None]],
     ) -> None:
         self.settings = settings
@@ -79,9 +80,11 @@ class ClickHouseSink(Generic[R]):
                 batch = await consumer.getmany(
                     timeout_ms=200, max_records=self.settings.pipeline.batch_max_records
                 )
-                if batch:
-                    async with self._lock:
+                async with self._lock:
+                    if batch:
                         await self._handle(consumer, producer, batch, stopping)
+                    else:
+                        await self._commit_idle(consumer)
         finally:
             await consumer.stop()
             await producer.stop()
@@ -116,7 +119,7 @@ class ClickHouseSink(Generic[R]):
         for records in batch.values():
             for record in records:
                 try:
-                    items.append(self.decode(record.value or b""))
+                    items.append(self.decode(record.value))
                 except EventError as exc:
                     rejected.append((record, str(exc)))
         for record, reason in rejected:
@@ -128,10 +131,38 @@ class ClickHouseSink(Generic[R]):
             )
         if not await self._write_until_done(consumer, batch, items, stopping):
             return
-        offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
-        await consumer.commit(offsets)
-        self._committed.update(offsets)
         self.written += len(items)
+        await self._commit(consumer, {tp: recs[-1].offset + 1 for tp, recs in batch.items()})
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Commit offsets of rows already written. If the group has moved on (a rebalance,
+        or this member's session ran out while the broker was away), the partitions'
+        owner replays from the last commit and writes the same rows again."""
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning(
+                "%s: offsets not committed, the rows will be written again: %s", self.name, exc
+            )
+        else:
+            self._committed.update(offsets)
+
+    async def _commit_idle(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit up to the position of idle partitions. Past the last record of a
+        transactional topic lies the marker of its last transaction, which a
+        read_committed consumer steps over but never receives: without this the
+        committed offset (and the lag) would stay one short of the end for good."""
+        offsets = {}
+        for tp in consumer.assignment():
+            stable = consumer.last_stable_offset(tp)
+            committed = self._committed.get(tp)
+            if stable is None or committed is None or stable <= committed:
+                continue
+            position = await consumer.position(tp)
+            if position > committed:
+                offsets[tp] = position
+        if offsets:
+            await self._commit(consumer, offsets)
 
     async def _write_until_done(
         self, consumer: AIOKafkaConsumer, batch: Batch, items: Sequence[R], stopping: asyncio.Event

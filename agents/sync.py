@@ -46,7 +46,7 @@ class SyncProcessor:
 
     def process(self, record: ConsumerRecord[Any, Any], out: Output) -> None:
         try:
-            delivery = decode_delivery(record.value or b"", self.limits)
+            delivery = decode_delivery(record.value, self.limits)
         except EventError as exc:
             dead_letter(out, self.topics.dead_letter.name, record, STAGE, str(exc))
             return

@@ -15,7 +15,10 @@ state keys (changelog) and the input offset commit. A crash at any moment
 leaves either all of it or none of it visible to ``read_committed`` readers,
 and the replacement resumes from the committed offset with the state that
 belongs to it. Any Kafka error inside a transaction closes the partition and
-opens it again the same way. (aiokafka's TxnOffsetCommit carries no group
+opens it again the same way; a partition that cannot be opened (the broker is
+restarting) stays closed and is retried every second, its records skipped
+meanwhile and fetched again from the committed offset when it opens. Kafka
+errors never stop the stage. (aiokafka's TxnOffsetCommit carries no group
 generation, so fencing must come from per-partition transactional ids.)
 """
 
@@ -38,6 +41,9 @@ from pipeline.state import StateStore
 from pipeline.topics import TopicSpec
 
 log = logging.getLogger(__name__)
+
+RETRY_S = 1.0
+FENCED_RETRY_S = 5.0  # > a heartbeat interval: if the group moved on, the revocation comes first
 
 Headers = list[tuple[str, bytes]]
 
@@ -88,6 +94,8 @@ class TransactionalStage:
         self.group_id = f"{settings.topics.prefix}imstream.{spec.name}"
         self._parts: dict[TopicPartition, _Partition] = {}
         self._parked: dict[TopicPartition, tuple[StateStore, int]] = {}
+        # assigned partitions that could not be opened yet: when to try again
+        self._closed: dict[TopicPartition, float] = {}
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self.processed = 0
@@ -103,18 +111,24 @@ class TransactionalStage:
         await self._consumer.start()
         try:
             while not stopping.is_set():
+                if self._closed:
+                    async with self._lock:
+                        await self._reopen_due()
                 batch = await self._consumer.getmany(
                     timeout_ms=200, max_records=self.settings.pipeline.batch_max_records
                 )
-                if batch:
-                    async with self._lock:
+                async with self._lock:
+                    if batch:
                         await asyncio.gather(
                             *(self._transact(tp, recs) for tp, recs in batch.items())
                         )
+                    else:
+                        await self._commit_idle()
         finally:
+            # leave the group first, then close: what an assignment opened on the way out too
+            await self._consumer.stop()
             async with self._lock:
                 await self._close_all()
-            await self._consumer.stop()
 
     def status(self) -> dict[str, Any]:
         """Assigned partitions, records processed, and lag (committed records not yet done)."""
@@ -150,21 +164,43 @@ class TransactionalStage:
         for record in records:
             part.processor.process(record, out)
         part.processor.end_batch(records[-1].timestamp, out)
-        next_offset = records[-1].offset + 1
+        if await self._commit_or_reopen(part, out, records[-1].offset + 1):
+            self.processed += len(records)
+
+    async def _commit_idle(self) -> None:
+        """Commit up to the position of idle partitions. Past the last record of a
+        transactional input lies the marker of the upstream's last transaction, which
+        a read_committed consumer steps over but never receives: without this the
+        committed offset (and the lag) would stay one short of the end for good."""
+        assert self._consumer is not None
+        assigned = self._consumer.assignment()
+        for tp, part in list(self._parts.items()):
+            stable = self._consumer.last_stable_offset(tp)
+            if tp not in assigned or stable is None or stable <= part.committed:
+                continue
+            position = await self._consumer.position(tp)
+            if position > part.committed:
+                await self._commit_or_reopen(part, Output(), position)
+
+    async def _commit_or_reopen(self, part: _Partition, out: Output, next_offset: int) -> bool:
+        """One transaction: ``out``, the state changes and ``next_offset``. On failure
+        the partition is dropped (fenced) or reopened from what was committed."""
+        tp = part.tp
         try:
             await self._commit(part, out, next_offset)
         except ProducerFenced:
-            log.warning("%s: fenced on %s; another worker owns it now", self.spec.name, tp)
-            await self._drop(tp)
+            # another worker owns it now (its revocation is on the way), or the broker
+            # aborted a transaction that ran out of time: take it up again later
+            log.warning("%s: fenced on %s; reopening later if still ours", self.spec.name, tp)
+            await self._drop(tp, retry_in=FENCED_RETRY_S)
         except KafkaError as exc:
             log.warning("%s: transaction on %s failed (%r); reopening", self.spec.name, tp, exc)
-            await self._drop(tp)
-            await asyncio.sleep(0.5)
-            await self._open(tp)
+            await self._drop(tp, retry_in=RETRY_S)
         else:
             part.state.commit()
             part.committed = next_offset
-            self.processed += len(records)
+            return True
+        return False
 
     async def _commit(self, part: _Partition, out: Output, next_offset: int) -> None:
         producer = part.producer
@@ -182,18 +218,43 @@ class TransactionalStage:
         await producer.send_offsets_to_transaction({part.tp: next_offset}, self.group_id)
         await producer.commit_transaction()
 
+    async def _reopen_due(self) -> None:
+        assert self._consumer is not None
+        now = asyncio.get_running_loop().time()
+        assigned = self._consumer.assignment()
+        for tp, when in list(self._closed.items()):
+            if tp not in assigned:
+                del self._closed[tp]
+            elif when <= now:
+                await self._try_open(tp)
+
+    async def _try_open(self, tp: TopicPartition) -> None:
+        """Open ``tp``; if Kafka is not up to it (say, the broker is restarting), leave
+        it closed and try again later. Its records are skipped meanwhile, and opening
+        seeks back to the committed offset, so none is lost."""
+        self._closed.pop(tp, None)
+        try:
+            await self._open(tp)
+        except KafkaError as exc:
+            log.warning("%s: cannot open %s yet (%r); retrying", self.spec.name, tp, exc)
+            self._closed[tp] = asyncio.get_running_loop().time() + RETRY_S
+
     async def _open(self, tp: TopicPartition) -> None:
         assert self._consumer is not None
         producer = kafka.transactional_producer(
             self.settings, f"{self.group_id}.{tp.topic}.{tp.partition}"
         )
-        await producer.start()
-        committed = await self._consumer.committed(tp) or 0
-        parked = self._parked.pop(tp, None)
-        if parked is not None and parked[1] == committed:
-            state = parked[0]
-        else:
-            state = await self._restore(tp.partition)
+        try:
+            await producer.start()
+            committed = await self._consumer.committed(tp) or 0
+            parked = self._parked.pop(tp, None)
+            if parked is not None and parked[1] == committed:
+                state = parked[0]
+            else:
+                state = await self._restore(tp.partition)
+        except BaseException:
+            await _stop(producer)
+            raise
         self._parts[tp] = _Partition(
             tp, producer, state, self.spec.make_processor(state), committed
         )
@@ -207,8 +268,8 @@ class TransactionalStage:
         tp = TopicPartition(self.spec.changelog.name, partition)
         reader = kafka.consumer(self.settings, enable_auto_commit=False)
         reader.assign([tp])
-        await reader.start()
         try:
+            await reader.start()
             end = (await reader.end_offsets([tp]))[tp]
             await reader.seek_to_beginning(tp)
             while await reader.position(tp) < end:
@@ -219,16 +280,18 @@ class TransactionalStage:
             await reader.stop()
         return state
 
-    async def _drop(self, tp: TopicPartition) -> None:
+    async def _drop(self, tp: TopicPartition, retry_in: float | None = None) -> None:
         part = self._parts.pop(tp, None)
         if part is not None:
-            await part.producer.stop()
+            await _stop(part.producer)
+        if retry_in is not None:
+            self._closed[tp] = asyncio.get_running_loop().time() + retry_in
 
     async def _park(self, tp: TopicPartition) -> None:
         part = self._parts.pop(tp, None)
         if part is not None:
             self._parked[tp] = (part.state, part.committed)
-            await part.producer.stop()
+            await _stop(part.producer)
 
     async def _close_all(self) -> None:
         for tp in list(self._parts):
@@ -238,13 +301,22 @@ class TransactionalStage:
         async with self._lock:
             for tp in tps:
                 await self._park(tp)
+                self._closed.pop(tp, None)
 
     async def assigned(self, tps: list[TopicPartition]) -> None:
         async with self._lock:
             for tp in set(self._parked) - set(tps):
                 del self._parked[tp]
             for tp in tps:
-                await self._open(tp)
+                await self._try_open(tp)
+
+
+async def _stop(producer: AIOKafkaProducer) -> None:
+    """Stop a producer that may be broken (its transaction failed, the broker is away)."""
+    try:
+        await producer.stop()
+    except KafkaError as exc:
+        log.warning("stopping a transactional producer failed: %r", exc)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from agents import fanout, health, sequencer, store, sync
 from agents.push import PushAgent
 from agents.transactional import TransactionalStage
@@ -93,6 +95,7 @@ class Worker:
             stop_task.cancel()
             if runner is not None:
                 await runner.cleanup()
+        log.info("worker stopped: %s", orjson.dumps(self.status()).decode())
         failures = [
             (tasks[t], r)
             for t, r in zip(tasks, results, strict=True)

@@ -103,6 +103,7 @@ def stop(pidfile: Path, timeout_s: float = 30.0) -> bool:
         while alive(pid):
             _reap(pid)
             time.sleep(0.05)
+    _reap(pid)
     return True
 
 
@@ -114,6 +115,7 @@ def kill(pidfile: Path) -> None:
         while alive(pid):
             _reap(pid)
             time.sleep(0.05)
+        _reap(pid)
 
 
 def wait_until(

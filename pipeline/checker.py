@@ -26,6 +26,7 @@ from aiokafka import TopicPartition
 from pipeline import kafka, queries
 from pipeline.clickhouse import ClickHouse
 from pipeline.diffusion import Fanout
+from pipeline.errors import EventError
 from pipeline.events import Limits, MessageSent, TimelineEvent, decode_timeline
 from pipeline.settings import Settings
 from pipeline.state import StateStore
@@ -71,7 +72,8 @@ class Report:
 
 
 async def read_timeline(settings: Settings) -> dict[str, list[TimelineEvent]]:
-    """Every committed timeline event, per conversation in log order."""
+    """Every committed timeline event, per conversation in log order (records that are
+    not events, which fanout and store send to the dead-letter topic, are left out)."""
     topic = catalogue(settings).timeline
     limits = Limits(max_body_bytes=1 << 30, max_group_size=1 << 30)
     consumer = kafka.consumer(settings)
@@ -87,7 +89,10 @@ async def read_timeline(settings: Settings) -> dict[str, list[TimelineEvent]]:
             batch = await consumer.getmany(*pending, timeout_ms=1000, max_records=10_000)
             for records in batch.values():
                 for record in records:
-                    event = decode_timeline(record.value, limits)
+                    try:
+                        event = decode_timeline(record.value, limits)
+                    except EventError:
+                        continue  # not an event: the stages dead-letter it as well
                     events[event.conversation_id].append(event)
             pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
     finally:

@@ -26,6 +26,8 @@ MAX_ID_CHARS = 128
 MAX_TITLE_CHARS = 256
 MAX_CONTENT_TYPE_CHARS = 64
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]*$")
+# ClickHouse's DateTime is seconds in a UInt32: nothing after 2106-02-07
+MAX_TS_MS = (2**32 - 1) * 1000
 
 ConversationKind = Literal["direct", "group"]
 EntryKind = Literal["message", "created", "joined", "left"]
@@ -188,25 +190,25 @@ def encode_inbox(entry: InboxEntry) -> bytes:
 # ---------------------------------------------------------------- decoding
 
 
-def decode_command(raw: bytes, limits: Limits) -> Command:
+def decode_command(raw: bytes | None, limits: Limits) -> Command:
     return command_from(_versioned(_load(raw)), limits)
 
 
-def decode_timeline(raw: bytes, limits: Limits) -> TimelineEvent:
+def decode_timeline(raw: bytes | None, limits: Limits) -> TimelineEvent:
     return timeline_from(_versioned(_load(raw)), limits)
 
 
-def decode_delivery(raw: bytes, limits: Limits) -> Delivery:
+def decode_delivery(raw: bytes | None, limits: Limits) -> Delivery:
     data = _versioned(_load(raw))
     return Delivery(_id(data, "user_id"), timeline_from(_dict(data, "event"), limits))
 
 
-def decode_inbox(raw: bytes, limits: Limits) -> InboxEntry:
+def decode_inbox(raw: bytes | None, limits: Limits) -> InboxEntry:
     data = _versioned(_load(raw))
     return InboxEntry(
         user_id=_id(data, "user_id"),
         sync_seq=_int(data, "sync_seq", minimum=1),
-        ts_ms=_int(data, "ts_ms"),
+        ts_ms=_ts(data),
         event=timeline_from(_dict(data, "event"), limits),
     )
 
@@ -216,7 +218,7 @@ def timeline_from(data: dict[str, Any], limits: Limits) -> TimelineEvent:
         command=command_from(_dict(data, "command"), limits),
         event_no=_int(data, "event_no", minimum=1),
         seq=_int(data, "seq"),
-        ts_ms=_int(data, "ts_ms"),
+        ts_ms=_ts(data),
     )
 
 
@@ -228,7 +230,7 @@ def command_from(data: dict[str, Any], limits: Limits) -> Command:
         raise DecodeError(f"unknown event type {kind!r}")
     event_id = _event_id(data)
     conversation_id = _id(data, "conversation_id")
-    ts_ms = _int(data, "ts_ms")
+    ts_ms = _ts(data)
     if kind == "message.sent":
         return MessageSent(
             event_id,
@@ -275,7 +277,9 @@ def _created(
     )
 
 
-def _load(raw: bytes) -> dict[str, Any]:
+def _load(raw: bytes | None) -> dict[str, Any]:
+    if raw is None:
+        raise DecodeError("the record has no value (a tombstone)")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -303,6 +307,14 @@ def _int(data: dict[str, Any], name: str, minimum: int = 0) -> int:
     value = data.get(name)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValidationError(f"field {name!r} must be an integer >= {minimum}")
+    return value
+
+
+def _ts(data: dict[str, Any]) -> int:
+    """A timestamp in ms that every table can store (a larger one broke the sinks)."""
+    value = _int(data, "ts_ms")
+    if value > MAX_TS_MS:
+        raise ValidationError(f"field 'ts_ms' must be at most {MAX_TS_MS} (year 2106)")
     return value
 
 

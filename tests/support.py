@@ -110,6 +110,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def other_stack(base: Settings, home: Path, **stack: object) -> Settings:
+    """A second stack on free ports in ``home``, sharing only the jar cache."""
+    return base.replace(
+        kafka=replace(base.kafka, bootstrap=f"127.0.0.1:{free_port()}"),
+        clickhouse=replace(base.clickhouse, port=free_port(), http_port=free_port()),
+        stack=replace(base.stack, dir=home, kafka_controller_port=free_port(), **stack),
+    )
+
+
 @dataclass(frozen=True)
 class GatewayProcess:
     url: str

@@ -19,16 +19,7 @@ from infra.process import alive, port_open
 from pipeline.clickhouse import wait_for_clickhouse
 from pipeline.errors import MissingToolError, PortInUseError, StartTimeoutError
 from pipeline.settings import Settings
-from tests.support import ROOT, free_port
-
-
-def other_stack(base: Settings, home: Path, **stack: object) -> Settings:
-    """A second stack on free ports in ``home``, sharing only the jar cache."""
-    return base.replace(
-        kafka=replace(base.kafka, bootstrap=f"127.0.0.1:{free_port()}"),
-        clickhouse=replace(base.clickhouse, port=free_port(), http_port=free_port()),
-        stack=replace(base.stack, dir=home, kafka_controller_port=free_port(), **stack),
-    )
+from tests.support import ROOT, other_stack
 
 
 @pytest.fixture

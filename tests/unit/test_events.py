@@ -5,6 +5,7 @@ import pytest
 
 from pipeline.errors import DecodeError, ValidationError
 from pipeline.events import (
+    MAX_TS_MS,
     ConversationCreated,
     Delivery,
     InboxEntry,
@@ -81,6 +82,7 @@ def test_encode_deliveries_matches_encode_delivery() -> None:
         (orjson.dumps(message(body="")), ValidationError, "must not be empty"),
         (orjson.dumps(message(ts_ms="yesterday")), ValidationError, "'ts_ms'"),
         (orjson.dumps(message(ts_ms=True)), ValidationError, "'ts_ms'"),
+        (orjson.dumps(message(ts_ms=2**63)), ValidationError, "'ts_ms' must be at most"),
         (orjson.dumps(message(event_id="nope")), ValidationError, "UUID"),
         (orjson.dumps(message(sender_id="has space")), ValidationError, "'sender_id'"),
         (orjson.dumps(message(conversation_id="x" * 129)), ValidationError, "'conversation_id'"),
@@ -121,3 +123,24 @@ def created(**overrides: object) -> bytes:
 def test_conversation_rules_checked_at_decode(overrides: dict[str, object], reason: str) -> None:
     with pytest.raises(ValidationError, match=reason):
         decode_command(created(**overrides), LIMITS)
+
+
+def test_timestamps_no_table_can_hold_are_refused_everywhere() -> None:
+    """A timeline event or inbox entry from 2**63 ms crashed the sinks (no DateTime holds
+    it) over and over: it must be refused at decode, so the stages dead-letter it."""
+    sent = MessageSent(new_event_id(), "c1", "alice", "m1", "text/plain", "x", 2)
+    event = TimelineEvent(sent, event_no=1, seq=1, ts_ms=MAX_TS_MS)
+    assert decode_timeline(encode_timeline(event), LIMITS) == event
+    far = TimelineEvent(sent, event_no=1, seq=1, ts_ms=MAX_TS_MS + 1)
+    with pytest.raises(ValidationError, match="'ts_ms' must be at most"):
+        decode_timeline(encode_timeline(far), LIMITS)
+    with pytest.raises(ValidationError, match="'ts_ms' must be at most"):
+        decode_delivery(encode_delivery(Delivery("bob", far)), LIMITS)
+    with pytest.raises(ValidationError, match="'ts_ms' must be at most"):
+        decode_inbox(encode_inbox(InboxEntry("bob", 1, 2**63, event)), LIMITS)
+
+
+def test_a_record_without_value_is_named_a_tombstone() -> None:
+    for decode in (decode_command, decode_timeline, decode_delivery, decode_inbox):
+        with pytest.raises(DecodeError, match="no value"):
+            decode(None, LIMITS)
