@@ -25,6 +25,7 @@ KAFKA_AGENTS = {
     "sync": "sync",
     "store": "timeline",
     "sync-store": "inbox",
+    "push": "inbox",
 }
 
 
@@ -135,4 +136,4 @@ async def test_lag_is_reported_and_drains_to_zero(settings: Settings) -> None:
     assert drained((status, body)), agents
     for agent, topic in KAFKA_AGENTS.items():
         spec = getattr(topics, topic)
-        assert agents[agent]["partitions"] == list(range(spec.partitions))
+        assert agents[agent]["partitions"] == list(range(spec.partitions)), agent
