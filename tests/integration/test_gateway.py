@@ -66,7 +66,10 @@ async def test_push_to_online_devices_and_pull_for_the_offline_one(
         expected = [f"m{i}" for i in range(20)]
         assert messages(phone) == messages(laptop) == expected
 
-        # the tablet was offline all along: it catches up by pull, in order, once each
+        # the tablet was offline all along: once the store holds everything,
+        # it catches up by pull, in order, once each
+        bob = ApiClient(gw.url, token(gw.settings, "bob", "phone"), http)
+        await eventually(lambda: bob.pull(0), lambda page: page["head"] == 21, within=30)
         tablet = SyncClient(gw.url, token(gw.settings, "bob", "tablet"), "tablet")
         stopping = asyncio.Event()
         task = await start(tablet, stopping)
@@ -75,7 +78,6 @@ async def test_push_to_online_devices_and_pull_for_the_offline_one(
         assert [e["sync_seq"] for e in tablet.entries] == list(range(1, 22))
         assert messages(tablet) == expected
         assert tablet.entries == phone.entries
-        bob = ApiClient(gw.url, token(gw.settings, "bob", "phone"), http)
         cursors = (await bob.call("GET", "/v1/devices"))["devices"]
         assert cursors == {"phone": 21, "laptop": 21, "tablet": 21}
 
