@@ -13,8 +13,7 @@ and choices; the timing of a real stack still varies).
 
 Faults covered: worker SIGKILL (several, at random moments), Kafka broker
 SIGKILL or stop + restart, ClickHouse outage of 30 s, worker SIGTERM (graceful
-shutdown). The gateway-kill scenario goes at the end of this module (see the
-note there).
+shutdown), gateway SIGKILL with devices connected (they reconnect and catch up).
 """
 
 from __future__ import annotations
@@ -23,20 +22,27 @@ import asyncio
 import logging
 import os
 import random
+import signal
+import subprocess
 import time
+from dataclasses import replace
+from pathlib import Path
 
+import aiohttp
 import pytest
 
 from infra.clickhouse import ClickHouseServer
 from infra.kafka import KafkaBroker
+from pipeline import auth
 from pipeline.checker import Report
+from pipeline.client import ApiClient, ApiError, SyncClient
 from pipeline.settings import Settings
 from pipeline.topics import catalogue
 from tests.fault.conftest import record_recovery
 from tests.fault.probes import committed_records, stable_end
 from tests.fault.traffic import Traffic, ack_order_problems
 from tests.fault.workers import WorkerPool
-from tests.support import converged, eventually
+from tests.support import converged, eventually, free_port, spawn
 
 pytestmark = pytest.mark.fault
 log = logging.getLogger(__name__)
@@ -235,8 +241,145 @@ async def test_sigterm_flushes_commits_and_exits_cleanly(
 
 
 # ---------------------------------------------------------------- gateway kill
-# To be added with the gateway. Shape: start it as a real process next to the
-# workers (like WorkerPool does for workers), send part of the traffic through
-# its HTTP API (a 2xx answer is the ack: give Traffic._deliver a gateway
-# transport), SIGKILL and restart it at random moments, then `check_clean` as
-# above. Push is best effort and may repeat; pulled sync timelines must be clean.
+
+
+class GatewaySlot:
+    """One gateway on a fixed port, killed and restarted in place (clients keep its URL)."""
+
+    def __init__(self, settings: Settings, logdir: Path) -> None:
+        port = free_port()
+        self.settings = settings.replace(
+            gateway=replace(settings.gateway, port=port, id=f"gw{port}")
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        self.logdir = logdir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    async def start(self) -> None:
+        log = self.logdir / f"gateway.{len(self.procs)}.log"
+        proc = spawn(self.settings, "gateway", log=log)
+        self.procs.append(proc)
+        up = await eventually(lambda: self._healthy(proc), bool, within=60, every=0.2)
+        assert up, log.read_text()[-3000:]
+
+    async def _healthy(self, proc: subprocess.Popen[bytes]) -> bool:
+        assert proc.poll() is None, "gateway exited during start-up"
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(self.url + "/health") as response,
+            ):
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    def kill(self) -> None:
+        self.procs[-1].send_signal(signal.SIGKILL)
+        self.procs[-1].wait(30)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+
+
+async def send_through_gateway(
+    api: ApiClient, rng: random.Random, stop: asyncio.Event, acked: list[str]
+) -> None:
+    """Send until stopped; a 202 is the ack. A send that fails is retried with the
+    same client_msg_id until it is acknowledged (dedupe keeps it one message)."""
+    n = 0
+    while not stop.is_set():
+        client_msg_id = f"gw-{n}"
+        while True:
+            try:
+                await api.send("room", f"message {n}", client_msg_id=client_msg_id)
+                break
+            except (ApiError, aiohttp.ClientError, OSError):
+                await asyncio.sleep(0.2)
+        acked.append(client_msg_id)
+        n += 1
+        await asyncio.sleep(rng.uniform(0.0, 0.05))
+
+
+async def test_gateway_sigkill_with_clients_connected(
+    fault_settings: Settings, workers: WorkerPool, seed: int, tmp_path: Path
+) -> None:
+    rng = random.Random(seed)
+    users = ["ann", "ben", "cat", "dan"]
+    gateway = GatewaySlot(fault_settings, tmp_path)
+    secret = fault_settings.gateway.auth_secret
+    workers.start_all()
+    for slot in range(workers.count):
+        await workers.wait_ready(slot)
+    await gateway.start()
+    stopping, stop_sending = asyncio.Event(), asyncio.Event()
+    devices = [(user, device) for user in users for device in ("phone", "laptop")]
+    clients = [
+        SyncClient(gateway.url, auth.issue(secret, user, device, 3600), device)
+        for user, device in devices
+    ]
+    owner = [user for user, _ in devices]
+    acked: list[str] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = ApiClient(gateway.url, auth.issue(secret, "ann", "bot", 3600), http)
+            await api.create_group("room", users[1:])
+            tasks = [asyncio.create_task(c.run(stopping)) for c in clients]
+            for client in clients:
+                await asyncio.wait_for(client.connected.wait(), 60)
+            sender = asyncio.create_task(send_through_gateway(api, rng, stop_sending, acked))
+            for _ in range(2):
+                await more_acks(acked, 20)
+                await asyncio.to_thread(gateway.kill)
+                await asyncio.sleep(rng.uniform(0.2, 2.0))
+                await gateway.start()
+            restarted = time.monotonic()
+            await more_acks(acked, 20)
+            stop_sending.set()
+            await sender
+            # every device gets back to its user's full, gapless sync timeline
+            heads = {u: await _head(http, gateway.url, secret, u) for u in users}
+            caught_up = await eventually(
+                lambda: _async(
+                    all(c.cursor >= heads[u] for c, u in zip(clients, owner, strict=True))
+                ),
+                bool,
+                within=120,
+            )
+            took = time.monotonic() - restarted
+            stopping.set()
+            await asyncio.gather(*tasks)
+    finally:
+        gateway.close()
+    assert caught_up, {c.device_id: c.cursor for c in clients}
+    for client in clients:
+        assert [e["sync_seq"] for e in client.entries] == list(range(1, len(client.entries) + 1))
+        got = [e["client_msg_id"] for e in client.entries if e["kind"] == "message"]
+        assert got == acked, "a device saw a different set or order of messages"
+    report = await converged(fault_settings)
+    assert report.ok, report.summary()
+    assert report.messages == len(acked)
+    record_recovery(
+        "gateway SIGKILL x2 with 8 devices connected",
+        f"every device caught up {took:.1f}s after the last restart (seed {seed}; "
+        f"{len(acked)} acked sends through the gateway, checker clean)",
+    )
+    await stop_cleanly(workers)
+
+
+async def more_acks(acked: list[str], n: int, within: float = 60.0) -> None:
+    mark = len(acked)
+    await eventually(lambda: _async(len(acked) >= mark + n), bool, within=within)
+    assert len(acked) >= mark + n, "sends through the gateway stalled"
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def _head(http: aiohttp.ClientSession, url: str, secret: str, user: str) -> int:
+    api = ApiClient(url, auth.issue(secret, user, "probe", 3600), http)
+    page = await eventually(lambda: api.pull(0, 1), lambda p: p["head"] > 0, within=60)
+    return int(page["head"])
