@@ -67,7 +67,7 @@ class ClickHouseSink(Generic[R]):
         consumer = kafka.consumer(
             self.settings,
             group_id=self.group_id,
-            max_poll_records=self.settings.pipeline.batch_max_records,
+            max_poll_records=self.settings.pipeline.sink_batch_max_records,
             fetch_max_wait_ms=max(self.settings.pipeline.batch_linger_ms, 50),
         )
         consumer.subscribe([self.topic.name], listener=_Listener(self))
@@ -77,10 +77,13 @@ class ClickHouseSink(Generic[R]):
         await consumer.start()
         try:
             while not stopping.is_set():
-                batch = await consumer.getmany(
-                    timeout_ms=200, max_records=self.settings.pipeline.batch_max_records
-                )
+                # poll outside the lock: a rebalance runs its callbacks between polls
+                batch = await self._collect(consumer)
                 async with self._lock:
+                    # a rebalance during the polls may have taken partitions away:
+                    # their records are their next owner's now
+                    assigned = consumer.assignment()
+                    batch = {tp: recs for tp, recs in batch.items() if tp in assigned}
                     if batch:
                         await self._handle(consumer, producer, batch, stopping)
                     else:
@@ -89,6 +92,29 @@ class ClickHouseSink(Generic[R]):
             await consumer.stop()
             await producer.stop()
             self.store.close()
+
+    async def _collect(self, consumer: AIOKafkaConsumer) -> Batch:
+        """Records for one write: polled until ``sink_batch_max_records`` or until
+        ``sink_linger_ms`` after the first one. Few large inserts are what
+        ClickHouse wants (every insert makes a part that merges must fold later)."""
+        pipeline = self.settings.pipeline
+        batch: Batch = await consumer.getmany(
+            timeout_ms=200, max_records=pipeline.sink_batch_max_records
+        )
+        count = sum(len(r) for r in batch.values())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + pipeline.sink_linger_ms / 1000
+        while batch and count < pipeline.sink_batch_max_records:
+            left_ms = int((deadline - loop.time()) * 1000)
+            if left_ms <= 0:
+                break
+            more = await consumer.getmany(
+                timeout_ms=left_ms, max_records=pipeline.sink_batch_max_records - count
+            )
+            for tp, records in more.items():
+                batch.setdefault(tp, []).extend(records)
+                count += len(records)
+        return batch
 
     def status(self) -> dict[str, Any]:
         """Assigned partitions, items written, lag, and seconds spent waiting for ClickHouse."""

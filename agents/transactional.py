@@ -38,7 +38,7 @@ from pipeline import kafka
 from pipeline.deadletter import dead_letter_headers
 from pipeline.settings import Settings
 from pipeline.state import StateStore
-from pipeline.topics import TopicSpec
+from pipeline.topics import TopicSpec, catalogue
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class TransactionalStage:
         self._closed: dict[TopicPartition, float] = {}
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
+        self._partitions = {t.name: t.partitions for t in catalogue(settings).all()}
         self.processed = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -204,17 +205,14 @@ class TransactionalStage:
 
     async def _commit(self, part: _Partition, out: Output, next_offset: int) -> None:
         producer = part.producer
-        changelog = self.spec.changelog.name
         await producer.begin_transaction()
-        futures = [
-            await producer.send(topic, value=value, key=key, headers=headers)
-            for topic, key, value, headers in out.records
-        ]
-        futures += [
-            await producer.send(changelog, value=value, key=key, partition=part.tp.partition)
-            for key, value in part.state.changelog()
-        ]
-        await asyncio.gather(*futures)
+        writer = kafka.BatchWriter(producer, self._partitions)
+        for topic, key, value, headers in out.records:
+            writer.add(topic, key, value, headers)
+        changelog = self.spec.changelog.name
+        for state_key, state_value in part.state.changelog():
+            writer.add(changelog, state_key, state_value, partition=part.tp.partition)
+        await writer.send()
         await producer.send_offsets_to_transaction({part.tp: next_offset}, self.group_id)
         await producer.commit_transaction()
 

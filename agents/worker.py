@@ -31,6 +31,7 @@ from pipeline.topics import catalogue
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_S = 20.0
 AGENTS = ("sequencer", "fanout", "sync", "store", "sync-store", "retention", "push")
 
 
@@ -91,7 +92,7 @@ class Worker:
             await asyncio.wait([*tasks, stop_task], return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.set()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
+            results = await self._wind_down(tasks)
             stop_task.cancel()
             if runner is not None:
                 await runner.cleanup()
@@ -105,6 +106,23 @@ class Worker:
             log.error("agent %s failed: %r", name, error)
         if failures:
             raise failures[0][1]
+
+    async def _wind_down(self, tasks: dict[asyncio.Task[None], str]) -> list[BaseException | None]:
+        """Let every agent finish its batch and leave its group; say who is slow, and
+        cancel what is still running after SHUTDOWN_S (its uncommitted work is redone
+        by the next owner, so nothing is lost either way)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_S
+        pending = set(tasks)
+        while pending and loop.time() < deadline:
+            _, pending = await asyncio.wait(pending, timeout=min(5.0, deadline - loop.time()))
+            if pending:
+                log.warning("stopping: still waiting for %s", sorted(tasks[t] for t in pending))
+        for task in pending:
+            log.error("agent %s did not stop within %.0fs: cancelled", tasks[task], SHUTDOWN_S)
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        return [r if isinstance(r, BaseException) else None for r in results]
 
 
 def install_signal_handlers(stopping: asyncio.Event) -> None:

@@ -31,7 +31,7 @@ class Identity:
 
 def issue(secret: str, user_id: str, device_id: str, ttl_s: int, now_s: float | None = None) -> str:
     for name, value in (("user", user_id), ("device", device_id)):
-        if not (0 < len(value) <= MAX_ID_CHARS and ID_PATTERN.match(value)):
+        if not (0 < len(value) <= MAX_ID_CHARS and ID_PATTERN.fullmatch(value)):
             raise ValidationError(
                 f"{name} id {value!r} must be 1-{MAX_ID_CHARS} of [A-Za-z0-9._:@+-]"
             )

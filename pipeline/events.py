@@ -25,7 +25,8 @@ SCHEMA_VERSION = 1
 MAX_ID_CHARS = 128
 MAX_TITLE_CHARS = 256
 MAX_CONTENT_TYPE_CHARS = 64
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]*$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]*")  # always used with fullmatch
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # ClickHouse's DateTime is seconds in a UInt32: nothing after 2106-02-07
 MAX_TS_MS = (2**32 - 1) * 1000
 
@@ -214,6 +215,18 @@ def decode_inbox(raw: bytes | None, limits: Limits) -> InboxEntry:
 
 
 def timeline_from(data: dict[str, Any], limits: Limits) -> TimelineEvent:
+    get = data.get
+    command, event_no, seq, ts = get("command"), get("event_no"), get("seq"), get("ts_ms")
+    if (  # the hot path checks inline; anything off goes the slow way for its reason
+        type(command) is dict
+        and type(event_no) is int
+        and type(seq) is int
+        and type(ts) is int
+        and event_no >= 1
+        and seq >= 0
+        and 0 <= ts <= MAX_TS_MS
+    ):
+        return TimelineEvent(command_from(command, limits), event_no, seq, ts)
     return TimelineEvent(
         command=command_from(_dict(data, "command"), limits),
         event_no=_int(data, "event_no", minimum=1),
@@ -224,6 +237,10 @@ def timeline_from(data: dict[str, Any], limits: Limits) -> TimelineEvent:
 
 def command_from(data: dict[str, Any], limits: Limits) -> Command:
     kind = data.get("type")
+    if kind == "message.sent":
+        fast = _message_fast(data, limits)
+        if fast is not None:
+            return fast
     if kind not in ENTRY_KINDS:
         if kind is None:
             raise ValidationError("missing field 'type'")
@@ -245,6 +262,41 @@ def command_from(data: dict[str, Any], limits: Limits) -> Command:
         return _created(data, limits, event_id, conversation_id, ts_ms)
     cls = MemberJoined if kind == "member.joined" else MemberLeft
     return cls(event_id, conversation_id, _id(data, "actor_id"), _id(data, "user_id"), ts_ms)
+
+
+def _message_fast(data: dict[str, Any], limits: Limits) -> MessageSent | None:
+    """MessageSent when every field is plainly valid (the same rules as below, checked
+    inline: a decode is on every stage's hot path); None sends it the slow way."""
+    get = data.get
+    event_id, conv, sender = get("event_id"), get("conversation_id"), get("sender_id")
+    cmid, content_type, body, ts = (
+        get("client_msg_id"),
+        get("content_type"),
+        get("body"),
+        get("ts_ms"),
+    )
+    ok = (
+        type(event_id) is str
+        and CANONICAL_UUID.fullmatch(event_id) is not None
+        and type(conv) is str
+        and 0 < len(conv) <= MAX_ID_CHARS
+        and ID_PATTERN.fullmatch(conv) is not None
+        and type(sender) is str
+        and 0 < len(sender) <= MAX_ID_CHARS
+        and ID_PATTERN.fullmatch(sender) is not None
+        and type(cmid) is str
+        and 0 < len(cmid) <= MAX_ID_CHARS
+        and type(content_type) is str
+        and 0 < len(content_type) <= MAX_CONTENT_TYPE_CHARS
+        and type(body) is str
+        and len(body) > 0
+        and len(body) * 4 <= limits.max_body_bytes
+        and type(ts) is int
+        and 0 <= ts <= MAX_TS_MS
+    )
+    if not ok:
+        return None
+    return MessageSent(event_id, conv, sender, cmid, content_type, body, ts)  # type: ignore[arg-type]
 
 
 def _created(
@@ -336,7 +388,7 @@ def _id(data: dict[str, Any], name: str) -> str:
 def _valid_id(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"field {name!r} must be a string id")
-    if not value or len(value) > MAX_ID_CHARS or not ID_PATTERN.match(value):
+    if not value or len(value) > MAX_ID_CHARS or not ID_PATTERN.fullmatch(value):
         raise ValidationError(
             f"field {name!r} must be 1-{MAX_ID_CHARS} characters of letters, digits and ._:@+-"
         )
@@ -347,6 +399,8 @@ def _event_id(data: dict[str, Any]) -> str:
     value = data.get("event_id")
     if not isinstance(value, str):
         raise ValidationError("field 'event_id' must be a UUID string")
+    if CANONICAL_UUID.fullmatch(value):
+        return value  # what the SDK writes: no need to parse it
     try:
         return str(uuid.UUID(value))
     except ValueError:
@@ -355,8 +409,9 @@ def _event_id(data: dict[str, Any]) -> str:
 
 def _body(data: dict[str, Any], limits: Limits) -> str:
     body = _text(data, "body", max_chars=len(data.get("body") or ""))
-    # a char is at least one byte: the cheap length test first, then the exact one
-    if len(body) > limits.max_body_bytes or len(body.encode()) > limits.max_body_bytes:
+    # a char takes 1 to 4 bytes: count the bytes only when the length cannot tell
+    chars, limit = len(body), limits.max_body_bytes
+    if chars > limit or (chars * 4 > limit and len(body.encode()) > limit):
         raise ValidationError(f"field 'body' is larger than {limits.max_body_bytes} bytes")
     return body
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.partitioner import murmur2
 
 from pipeline.errors import ConfigError, StartTimeoutError
 from pipeline.settings import Settings
@@ -139,3 +141,83 @@ async def wait_for_kafka(settings: Settings, timeout_s: float) -> None:
     raise StartTimeoutError(
         f"Kafka at {settings.kafka.bootstrap} did not answer within {timeout_s:.0f}s ({last})"
     )
+
+
+_PARTITION_OF: dict[tuple[bytes, int], int] = {}  # murmur2 is pure Python: remember it
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition the Java client (and aiokafka's default partitioner) picks for ``key``."""
+    found = _PARTITION_OF.get((key, partitions))
+    if found is None:
+        if len(_PARTITION_OF) > 500_000:
+            _PARTITION_OF.clear()
+        found = _PARTITION_OF[(key, partitions)] = (murmur2(key) & 0x7FFFFFFF) % partitions
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Where the broker put a record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class BatchWriter:
+    """Records appended into per-partition batches, then sent: about a third of the CPU
+    of one ``producer.send()`` per record. Keys choose partitions as the default
+    partitioner does, from the partition counts of the catalogue."""
+
+    def __init__(self, producer: AIOKafkaProducer, partitions: dict[str, int]) -> None:
+        self.producer = producer
+        self.partitions = partitions
+        self._batches: list[tuple[str, int, Any]] = []
+        self._open: dict[tuple[str, int], int] = {}
+        self._placed: list[tuple[int, int]] = []  # (batch index, offset in the batch)
+
+    def __len__(self) -> int:
+        return len(self._placed)
+
+    def add(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> None:
+        if partition is None:
+            partition = 0 if key is None else partition_for(key, self.partitions[topic])
+        index = self._open.get((topic, partition))
+        if index is None:
+            index = self._new_batch(topic, partition)
+        meta = self._batches[index][2].append(key=key, value=value, timestamp=None, headers=headers)
+        if meta is None:  # full: start another one
+            index = self._new_batch(topic, partition)
+            meta = self._batches[index][2].append(
+                key=key, value=value, timestamp=None, headers=headers
+            )
+            if meta is None:
+                raise ValueError(f"a record of {len(value or b'')} bytes does not fit a batch")
+        self._placed.append((index, meta.offset))
+
+    def _new_batch(self, topic: str, partition: int) -> int:
+        self._batches.append((topic, partition, self.producer.create_batch()))
+        self._open[(topic, partition)] = len(self._batches) - 1
+        return len(self._batches) - 1
+
+    async def send(self) -> list[Placed]:
+        """Send every batch; once the broker has them all, where each record went."""
+        futures = []
+        for topic, partition, batch in self._batches:
+            batch.close()
+            futures.append(await self.producer.send_batch(batch, topic, partition=partition))
+        bases = [meta.offset for meta in await asyncio.gather(*futures)]
+        placed = [
+            Placed(self._batches[i][0], self._batches[i][1], bases[i] + offset)
+            for i, offset in self._placed
+        ]
+        self._batches, self._open, self._placed = [], {}, []
+        return placed

@@ -12,7 +12,6 @@ breaks a field limit raises ValidationError before anything is sent.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 import uuid
@@ -67,6 +66,7 @@ class Producer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.topic = catalogue(settings).messages.name
+        self.partitions = catalogue(settings).messages.partitions
         self.limits = limits_from(settings)
         self._producer: AIOKafkaProducer = kafka.producer(settings)
 
@@ -100,11 +100,10 @@ class Producer:
     async def publish_many(self, commands: Sequence[Command]) -> list[Ack]:
         """Publish in order (one conversation's commands stay in order); wait for all acks."""
         encoded = [self.encode(c) for c in commands]
-        futures = [
-            await self._producer.send(self.topic, value=raw, key=c.conversation_id.encode())
-            for c, raw in zip(commands, encoded, strict=True)
-        ]
-        metas = await asyncio.gather(*futures)
+        writer = kafka.BatchWriter(self._producer, {self.topic: self.partitions})
+        for command, raw in zip(commands, encoded, strict=True):
+            writer.add(self.topic, command.conversation_id.encode(), raw)
+        metas = await writer.send()
         return [
             Ack(c.event_id, c.conversation_id, m.partition, m.offset)
             for c, m in zip(commands, metas, strict=True)

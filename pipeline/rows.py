@@ -7,10 +7,8 @@ Column order follows the ``Insert`` definitions in pipeline/queries.py.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.events import (
@@ -25,8 +23,9 @@ from pipeline.events import (
 Row = tuple[Any, ...]
 
 
-def _at(ts_ms: int) -> datetime:
-    return datetime.fromtimestamp(ts_ms // 1000, UTC)
+def _at(ts_ms: int) -> int:
+    """A DateTime column value: whole seconds (the driver takes ints as they are)."""
+    return ts_ms // 1000
 
 
 @dataclass(slots=True)
@@ -37,7 +36,7 @@ class StoreRows:
 
     def add(self, event: TimelineEvent) -> None:
         c = event.command
-        event_id = uuid.UUID(c.event_id)
+        event_id = c.event_id
         at = _at(event.ts_ms)
         if isinstance(c, MessageSent):
             self.messages.append(
@@ -112,7 +111,7 @@ class SyncRows:
                 e.event_no,
                 e.seq,
                 e.entry_kind,
-                uuid.UUID(c.event_id),
+                c.event_id,
                 sender,
                 subject,
                 message.client_msg_id if message else "",

@@ -57,6 +57,8 @@ class PipelineSettings:
     max_group_size: int = 10_000
     batch_max_records: int = 2_000
     batch_linger_ms: int = 5
+    sink_batch_max_records: int = 20_000
+    sink_linger_ms: int = 200
     sink_retry_max_s: float = 5.0
 
 

@@ -144,3 +144,14 @@ def test_a_record_without_value_is_named_a_tombstone() -> None:
     for decode in (decode_command, decode_timeline, decode_delivery, decode_inbox):
         with pytest.raises(DecodeError, match="no value"):
             decode(None, LIMITS)
+
+
+def test_ids_with_a_trailing_newline_are_refused() -> None:
+    with pytest.raises(ValidationError, match="'sender_id'"):
+        decode_command(orjson.dumps(message(sender_id="alice\n")), LIMITS)
+
+
+def test_event_ids_are_normalised_to_canonical_uuids() -> None:
+    upper = "5899B688-0000-4000-8000-000000000001"
+    command = decode_command(orjson.dumps(message(event_id=upper)), LIMITS)
+    assert command.event_id == upper.lower()
