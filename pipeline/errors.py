@@ -17,6 +17,8 @@ ImstreamError
  ├── CursorError            a sync cursor the server cannot serve
  │    ├── CursorExpiredError    older than the sync retention: re-sync from history
  │    └── CursorAheadError      beyond anything the user was ever sent
+ ├── RefusedError           an operation that would overwrite data, asked for
+ │                          without the flag that allows it
  └── StoreUnavailableError  ClickHouse cannot be reached right now          (retriable)
 """
 
@@ -82,6 +84,10 @@ class CursorExpiredError(CursorError):
 
 
 class CursorAheadError(CursorError):
+    pass
+
+
+class RefusedError(ImstreamError):
     pass
 
 

@@ -175,6 +175,23 @@ GROUP BY user_id, sync_seq
 ORDER BY user_id, sync_seq
 """
 
+# ------------------------------------------------------------------ rebuild
+
+TABLES_IN = """
+SELECT name, engine
+FROM system.tables
+WHERE database = %(database)s
+ORDER BY name
+"""
+
+ROWS_IN = """
+SELECT table, sum(rows)
+FROM system.parts
+WHERE database = %(database)s AND active
+GROUP BY table
+ORDER BY table
+"""
+
 STATEMENTS = {
     "HISTORY_HEAD": HISTORY_HEAD,
     "HISTORY_RANGE": HISTORY_RANGE,
@@ -189,4 +206,6 @@ STATEMENTS = {
     "DROP_SYNC_PARTITION": DROP_SYNC_PARTITION,
     "CHECK_HISTORY": CHECK_HISTORY,
     "CHECK_SYNC": CHECK_SYNC,
+    "TABLES_IN": TABLES_IN,
+    "ROWS_IN": ROWS_IN,
 }

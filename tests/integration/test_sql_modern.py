@@ -38,6 +38,8 @@ EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "DROP_SYNC_PARTITION": {"partition_id": "20261120"},
     "CHECK_HISTORY": {},
     "CHECK_SYNC": {},
+    "TABLES_IN": {"database": "imstream"},
+    "ROWS_IN": {"database": "imstream"},
 }
 
 EXAMPLE_ROWS: dict[str, tuple[Any, ...]] = {
