@@ -17,6 +17,7 @@ ImstreamError
  ├── CursorError            a sync cursor the server cannot serve
  │    ├── CursorExpiredError    older than the sync retention: re-sync from history
  │    └── CursorAheadError      beyond anything the user was ever sent
+ ├── QueryError             ClickHouse refused an ad-hoc query (imstream sql)
  ├── RefusedError           an operation that would overwrite data, asked for
  │                          without the flag that allows it
  └── StoreUnavailableError  ClickHouse cannot be reached right now          (retriable)
@@ -85,6 +86,10 @@ class CursorExpiredError(CursorError):
 
 class CursorAheadError(CursorError):
     pass
+
+
+class QueryError(ImstreamError):
+    """The server's reason, without its stack trace."""
 
 
 class RefusedError(ImstreamError):
