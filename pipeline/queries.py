@@ -220,6 +220,14 @@ GROUP BY day
 ORDER BY day
 """
 
+REPORT_DAILY_RECEIVERS = """
+SELECT day, uniqExact(user_id) AS receivers
+FROM user_sync_days
+WHERE day >= %(since)s AND day <= %(until)s
+GROUP BY day
+ORDER BY day
+"""
+
 REPORT_PERIOD_RECEIVERS = """
 SELECT uniqExact(user_id)
 FROM user_sync_days
@@ -229,26 +237,22 @@ WHERE day >= %(since)s AND day <= %(until)s
 # a conversation's messages over a range of days are one seq range, since its
 # ts_ms never decreases: max over the range - min over the range + 1
 REPORT_TOP_CONVERSATIONS = """
-SELECT conversation_id, kind, title, messages, active_days
-FROM
-(
-    SELECT
-        conversation_id,
-        maxMerge(last_seq) - minMerge(first_seq) + 1 AS messages,
-        uniqExact(day) AS active_days
-    FROM conversation_days
-    WHERE day >= %(since)s AND day <= %(until)s
-    GROUP BY conversation_id
-    ORDER BY messages DESC, conversation_id
-    LIMIT %(limit)s
-) AS busiest
-ANY LEFT JOIN
-(
-    SELECT conversation_id, toString(any(kind)) AS kind, any(title) AS title
-    FROM conversations
-    GROUP BY conversation_id
-) AS described USING conversation_id
+SELECT
+    conversation_id,
+    maxMerge(last_seq) - minMerge(first_seq) + 1 AS messages,
+    uniqExact(day) AS active_days
+FROM conversation_days
+WHERE day >= %(since)s AND day <= %(until)s
+GROUP BY conversation_id
 ORDER BY messages DESC, conversation_id
+LIMIT %(limit)s
+"""
+
+CONVERSATIONS_DESCRIBED = """
+SELECT conversation_id, toString(any(kind)), any(title)
+FROM conversations
+WHERE conversation_id IN %(conversation_ids)s
+GROUP BY conversation_id
 """
 
 # ------------------------------------------------------------------ rebuild
@@ -261,7 +265,7 @@ ORDER BY name
 """
 
 ROWS_IN = """
-SELECT table, sum(rows)
+SELECT table, sum(rows), count()
 FROM system.parts
 WHERE database = %(database)s AND active
 GROUP BY table
@@ -286,8 +290,10 @@ STATEMENTS = {
     "REPORT_DAILY_SENDERS": REPORT_DAILY_SENDERS,
     "REPORT_PERIOD_SENDERS": REPORT_PERIOD_SENDERS,
     "REPORT_DAILY_FANOUT": REPORT_DAILY_FANOUT,
+    "REPORT_DAILY_RECEIVERS": REPORT_DAILY_RECEIVERS,
     "REPORT_PERIOD_RECEIVERS": REPORT_PERIOD_RECEIVERS,
     "REPORT_TOP_CONVERSATIONS": REPORT_TOP_CONVERSATIONS,
+    "CONVERSATIONS_DESCRIBED": CONVERSATIONS_DESCRIBED,
     "TABLES_IN": TABLES_IN,
     "ROWS_IN": ROWS_IN,
 }

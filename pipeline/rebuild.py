@@ -118,7 +118,7 @@ def rows_held(settings: Settings, database: str) -> dict[str, int]:
         rows = conn.execute(queries.ROWS_IN, {"database": database})
     finally:
         conn.disconnect()
-    return {table: int(n) for table, n in rows if table in DERIVED and n}
+    return {table: int(n) for table, n, _ in rows if table in DERIVED and n}
 
 
 def move_aside(settings: Settings, database: str) -> str:

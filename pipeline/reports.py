@@ -60,9 +60,17 @@ def top_conversations(store: ClickHouse, period: Period, limit: int = DEFAULT_TO
     """The ``limit`` conversations with the most messages in the period."""
     if limit < 1:
         raise ValidationError("the number of conversations to show must be >= 1")
-    rows = store.execute_sync(queries.REPORT_TOP_CONVERSATIONS, {**period.params(), "limit": limit})
+    busiest = store.execute_sync(
+        queries.REPORT_TOP_CONVERSATIONS, {**period.params(), "limit": limit}
+    )
+    described: dict[str, tuple[str, str]] = {}
+    if busiest:
+        ids = tuple(conversation for conversation, _, _ in busiest)
+        found = store.execute_sync(queries.CONVERSATIONS_DESCRIBED, {"conversation_ids": ids})
+        described = {conversation: (kind, title) for conversation, kind, title in found}
     return Table(
-        ("conversation_id", "kind", "title", "messages", "active_days"), [tuple(r) for r in rows]
+        ("conversation_id", "kind", "title", "messages", "active_days"),
+        [(c, *described.get(c, ("", "")), n, days) for c, n, days in busiest],
     )
 
 
@@ -71,9 +79,7 @@ def active_users(store: ClickHouse, period: Period, limit: int = DEFAULT_TOP) ->
     period as a whole (a user active on several days counts once)."""
     params = period.params()
     senders = dict(store.execute_sync(queries.REPORT_DAILY_SENDERS, params))
-    reached = {
-        day: users for day, _, users in store.execute_sync(queries.REPORT_DAILY_FANOUT, params)
-    }
+    reached = dict(store.execute_sync(queries.REPORT_DAILY_RECEIVERS, params))
     rows: list[tuple[Any, ...]] = [
         (day, senders.get(day, 0), reached.get(day, 0)) for day in sorted({*senders, *reached})
     ]

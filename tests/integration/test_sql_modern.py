@@ -44,8 +44,10 @@ EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "REPORT_DAILY_SENDERS": PERIOD,
     "REPORT_PERIOD_SENDERS": PERIOD,
     "REPORT_DAILY_FANOUT": PERIOD,
+    "REPORT_DAILY_RECEIVERS": PERIOD,
     "REPORT_PERIOD_RECEIVERS": PERIOD,
     "REPORT_TOP_CONVERSATIONS": {**PERIOD, "limit": 10},
+    "CONVERSATIONS_DESCRIBED": {"conversation_ids": ("c1", "c2")},
     "TABLES_IN": {"database": "imstream"},
     "ROWS_IN": {"database": "imstream"},
 }
