@@ -174,7 +174,7 @@ def per_member(t: Truth) -> Rows:
 
 
 def sizes(t: Truth) -> Rows:
-    return sorted(((c, len(m)) for c, m in t.model.members.items()), key=lambda r: (-r[1], r[0]))
+    return sorted(Counter(len(m) for m in t.model.members.values()).items())
 
 
 def receivers(t: Truth) -> Rows:
