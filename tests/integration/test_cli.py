@@ -13,12 +13,9 @@ from dataclasses import replace
 
 import pytest
 
-from pipeline import history
-from pipeline.clickhouse import ClickHouse
-from pipeline.errors import AccessDeniedError
 from pipeline.producer import Producer, message
 from pipeline.settings import Settings
-from tests.support import ROOT, cli_env, eventually, imstream, running_worker
+from tests.support import ROOT, cli_env, converged, imstream, running_worker
 
 
 def ok(settings: Settings, *args: str) -> str:
@@ -28,19 +25,7 @@ def ok(settings: Settings, *args: str) -> str:
     return result.stdout
 
 
-async def stored(store: ClickHouse, conversation: str, reader: str, n: int) -> None:
-    async def head() -> int:
-        try:
-            page = await history.page(store, conversation, reader, limit=1)
-        except AccessDeniedError:  # the membership is not stored yet
-            return 0
-        return page.messages[0].seq if page.messages else 0
-
-    assert await eventually(head, lambda seq: seq >= n) == n
-
-
 async def test_write_and_read_through_the_cli(settings: Settings) -> None:
-    store = ClickHouse(settings, size=1)
     async with running_worker(settings):
         out = ok(
             settings, "create", "team", "--as", "alice", "--members", "bob,carol", "--title", "T"
@@ -57,8 +42,10 @@ async def test_write_and_read_through_the_cli(settings: Settings) -> None:
         ok(settings, "send", "team", "after", "--as", "carol", "--client-msg-id", "c-1")
         ok(settings, "send", "team", "after", "--as", "carol", "--client-msg-id", "c-1")  # retry
         ok(settings, "send", "dm:alice:bob", "psst", "--as", "bob")
-        await stored(store, "team", "alice", 4)
-        await stored(store, "dm:alice:bob", "bob", 1)
+        # everything stored, history and sync timelines alike
+        report = await converged(settings)
+    assert report.ok, report.summary()
+    assert report.messages == 5
 
     page = json.loads(ok(settings, "history", "team", "--as", "dave", "--format", "json"))
     assert [(m["seq"], m["sender_id"], m["body"]) for m in page] == [
@@ -82,7 +69,6 @@ async def test_write_and_read_through_the_cli(settings: Settings) -> None:
     rows = list(csv.DictReader(io.StringIO(paged.stdout)))
     assert [(r["sync_seq"], r["kind"], r["subject_id"]) for r in rows] == [("2", "left", "bob")]
     assert "cursor 2, head 3 (more to pull)" in paged.stderr
-    store.close()
 
 
 @pytest.fixture
@@ -134,9 +120,8 @@ async def test_sql_stats_and_check(settings: Settings) -> None:
     async with running_worker(settings), Producer(settings) as producer:
         await producer.create_conversation("g", "alice", ["bob", "carol"])
         await producer.publish_many([message("g", "bob", f"m{i}") for i in range(5)])
-        store = ClickHouse(settings, size=1)
-        await stored(store, "g", "alice", 5)
-        store.close()
+        report = await converged(settings)
+    assert report.ok, report.summary()
 
     query = "SELECT sender_id, count() AS n FROM messages GROUP BY sender_id"
     assert ok(settings, "sql", query, "--format", "csv") == "sender_id,n\nbob,5\n"
