@@ -134,6 +134,26 @@ def drop_database(settings: Settings, database: str) -> None:
         conn.disconnect()
 
 
+def drop_table(settings: Settings, database: str, table: str) -> None:
+    conn = client(settings, database="default")
+    try:
+        conn.execute(f"DROP TABLE IF EXISTS {_ident(database)}.{_ident(table)}")
+    finally:
+        conn.disconnect()
+
+
+def move_tables(settings: Settings, source: str, target: str, tables: Sequence[str]) -> None:
+    """Move tables from database ``source`` to ``target`` (same names), in one RENAME."""
+    moves = ", ".join(
+        f"{_ident(source)}.{_ident(t)} TO {_ident(target)}.{_ident(t)}" for t in tables
+    )
+    conn = client(settings, database="default")
+    try:
+        conn.execute(f"RENAME TABLE {moves}")
+    finally:
+        conn.disconnect()
+
+
 def _ident(name: str) -> str:
     if not name.isidentifier():
         raise ValueError(f"not a database identifier: {name!r}")

@@ -17,6 +17,9 @@ ImstreamError
  ├── CursorError            a sync cursor the server cannot serve
  │    ├── CursorExpiredError    older than the sync retention: re-sync from history
  │    └── CursorAheadError      beyond anything the user was ever sent
+ ├── QueryError             ClickHouse refused an ad-hoc query (imstream sql)
+ ├── RefusedError           an operation that would overwrite data, asked for
+ │                          without the flag that allows it
  └── StoreUnavailableError  ClickHouse cannot be reached right now          (retriable)
 """
 
@@ -82,6 +85,14 @@ class CursorExpiredError(CursorError):
         super().__init__(message)
         self.head = head
         """The user's newest sync_seq: where a device continues after re-syncing."""
+
+
+class QueryError(ImstreamError):
+    """The server's reason, without its stack trace."""
+
+
+class RefusedError(ImstreamError):
+    pass
 
 
 class StoreUnavailableError(ImstreamError):

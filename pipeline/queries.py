@@ -175,6 +175,103 @@ GROUP BY user_id, sync_seq
 ORDER BY user_id, sync_seq
 """
 
+# ------------------------------------------------------------------ analytics reports
+# They read the rollups of migration 0003, grouped by each rollup's key (parts
+# not merged yet fold at read); see 0003_rollups.sql for why a replayed batch
+# changes none of these figures. A period is a range of whole UTC days.
+
+REPORT_DAILY_VOLUME = """
+SELECT day, sum(high - low + 1) AS messages, count() AS conversations
+FROM
+(
+    SELECT day, conversation_id, minMerge(first_seq) AS low, maxMerge(last_seq) AS high
+    FROM conversation_days
+    WHERE day >= %(since)s AND day <= %(until)s
+    GROUP BY day, conversation_id
+)
+GROUP BY day
+ORDER BY day
+"""
+
+REPORT_DAILY_SENDERS = """
+SELECT day, uniqExactMerge(senders) AS senders
+FROM sender_days
+WHERE day >= %(since)s AND day <= %(until)s
+GROUP BY day
+ORDER BY day
+"""
+
+REPORT_PERIOD_SENDERS = """
+SELECT uniqExactMerge(senders)
+FROM sender_days
+WHERE day >= %(since)s AND day <= %(until)s
+"""
+
+REPORT_DAILY_FANOUT = """
+SELECT day, sum(high - low + 1) AS entries, count() AS users
+FROM
+(
+    SELECT day, user_id, minMerge(first_sync_seq) AS low, maxMerge(last_sync_seq) AS high
+    FROM user_sync_days
+    WHERE day >= %(since)s AND day <= %(until)s
+    GROUP BY day, user_id
+)
+GROUP BY day
+ORDER BY day
+"""
+
+REPORT_DAILY_RECEIVERS = """
+SELECT day, uniqExact(user_id) AS receivers
+FROM user_sync_days
+WHERE day >= %(since)s AND day <= %(until)s
+GROUP BY day
+ORDER BY day
+"""
+
+REPORT_PERIOD_RECEIVERS = """
+SELECT uniqExact(user_id)
+FROM user_sync_days
+WHERE day >= %(since)s AND day <= %(until)s
+"""
+
+# a conversation's messages over a range of days are one seq range, since its
+# ts_ms never decreases: max over the range - min over the range + 1
+REPORT_TOP_CONVERSATIONS = """
+SELECT
+    conversation_id,
+    maxMerge(last_seq) - minMerge(first_seq) + 1 AS messages,
+    uniqExact(day) AS active_days
+FROM conversation_days
+WHERE day >= %(since)s AND day <= %(until)s
+GROUP BY conversation_id
+ORDER BY messages DESC, conversation_id
+LIMIT %(limit)s
+"""
+
+CONVERSATIONS_DESCRIBED = """
+SELECT conversation_id, toString(any(kind)), any(title)
+FROM conversations
+WHERE conversation_id IN %(conversation_ids)s
+GROUP BY conversation_id
+"""
+
+# ------------------------------------------------------------------ rebuild
+
+TABLES_IN = """
+SELECT name, engine
+FROM system.tables
+WHERE database = %(database)s
+ORDER BY name
+"""
+
+ROWS_IN = """
+SELECT table, sum(rows), count()
+FROM system.parts
+WHERE database = %(database)s AND active
+GROUP BY table
+ORDER BY table
+"""
+
 STATEMENTS = {
     "HISTORY_HEAD": HISTORY_HEAD,
     "HISTORY_RANGE": HISTORY_RANGE,
@@ -189,4 +286,14 @@ STATEMENTS = {
     "DROP_SYNC_PARTITION": DROP_SYNC_PARTITION,
     "CHECK_HISTORY": CHECK_HISTORY,
     "CHECK_SYNC": CHECK_SYNC,
+    "REPORT_DAILY_VOLUME": REPORT_DAILY_VOLUME,
+    "REPORT_DAILY_SENDERS": REPORT_DAILY_SENDERS,
+    "REPORT_PERIOD_SENDERS": REPORT_PERIOD_SENDERS,
+    "REPORT_DAILY_FANOUT": REPORT_DAILY_FANOUT,
+    "REPORT_DAILY_RECEIVERS": REPORT_DAILY_RECEIVERS,
+    "REPORT_PERIOD_RECEIVERS": REPORT_PERIOD_RECEIVERS,
+    "REPORT_TOP_CONVERSATIONS": REPORT_TOP_CONVERSATIONS,
+    "CONVERSATIONS_DESCRIBED": CONVERSATIONS_DESCRIBED,
+    "TABLES_IN": TABLES_IN,
+    "ROWS_IN": ROWS_IN,
 }

@@ -62,8 +62,13 @@ def migrations() -> list[Migration]:
     return found
 
 
-def migrate(settings: Settings, database: str | None = None) -> list[str]:
-    """Create the database if needed and apply pending migrations; return their names."""
+def migrate(settings: Settings, database: str | None = None, *, rerun: bool = False) -> list[str]:
+    """Create the database if needed and apply pending migrations; return their names.
+
+    ``rerun`` also runs the migrations already recorded, which recreates tables
+    dropped since (``imstream rebuild`` does): every migration must therefore be
+    safe to run again (``IF NOT EXISTS``, backfills that change no aggregate).
+    """
     db = database if database is not None else settings.clickhouse.database
     create_database(settings, db)
     conn = client(settings, db)
@@ -72,12 +77,13 @@ def migrate(settings: Settings, database: str | None = None) -> list[str]:
         done = {row[0] for row in conn.execute(APPLIED)}
         applied = []
         for migration in migrations():
-            if migration.version in done:
+            if migration.version in done and not rerun:
                 continue
             for statement in migration.statements:
                 conn.execute(statement)
-            conn.execute(RECORD, [(migration.version, migration.name, int(time.time()))])
-            applied.append(f"{migration.version:04d}_{migration.name}")
+            if migration.version not in done:
+                conn.execute(RECORD, [(migration.version, migration.name, int(time.time()))])
+                applied.append(f"{migration.version:04d}_{migration.name}")
         return applied
     finally:
         conn.disconnect()

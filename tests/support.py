@@ -22,7 +22,7 @@ from agents.worker import AGENTS, Worker
 from pipeline import checker, kafka
 from pipeline.deadletter import DeadLetter
 from pipeline.settings import Settings
-from pipeline.topics import catalogue
+from pipeline.topics import TopicSpec, catalogue
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,10 +43,32 @@ async def running_worker(
         await task
 
 
-def spawn(settings: Settings, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    """``imstream <args>`` as a real process with ``settings`` in its environment."""
+def cli_env(settings: Settings) -> dict[str, str]:
+    """This process's environment with ``settings`` as the only IMSTREAM_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMSTREAM_")}
     env.update(settings.to_env())
+    return env
+
+
+def imstream(
+    settings: Settings, *args: str, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``imstream <args>`` to completion as a real process; capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=ROOT,
+        env=cli_env(settings),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def spawn(settings: Settings, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    """``imstream <args>`` as a real process with ``settings`` in its environment."""
+    env = cli_env(settings)
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "pipeline.cli", "-v", *args],
@@ -83,6 +105,25 @@ async def converged(
         within=within,
         every=1.0,
     )
+
+
+async def read_topic(settings: Settings, topic: TopicSpec) -> list[bytes]:
+    """Every committed record value of ``topic``, each partition in order."""
+    consumer = kafka.consumer(settings)
+    tps = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+    consumer.assign(tps)
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            while await consumer.position(tp) < ends[tp]:
+                batch = await consumer.getmany(tp, timeout_ms=1000)
+                values += [r.value for r in batch.get(tp, [])]
+    finally:
+        await consumer.stop()
+    return values
 
 
 async def dead_letters(settings: Settings, expected: int, within: float = 30.0) -> list[DeadLetter]:

@@ -39,7 +39,9 @@ ORDER BY conversation_id;
 
 -- Membership changes at their position in the conversation's log:
 -- event_no orders all events of a conversation, after_seq is the last
--- message seq the change follows.
+-- message seq the change follows. A creation gives every initial member a row
+-- with the same event_no, so user_id is part of the key: without it a merge
+-- would fold the initial members into one.
 CREATE TABLE IF NOT EXISTS membership
 (
     conversation_id String,
@@ -54,4 +56,4 @@ CREATE TABLE IF NOT EXISTS membership
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(created_at)
-ORDER BY (conversation_id, event_no);
+ORDER BY (conversation_id, event_no, user_id);

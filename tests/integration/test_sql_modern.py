@@ -24,6 +24,8 @@ AT = datetime(2026, 11, 27, 10, 30, tzinfo=UTC)
 EVENT = uuid.UUID("5899b688-0000-4000-8000-000000000001")
 CONTEXT = SimpleNamespace(server_info=SimpleNamespace(get_timezone=lambda: "UTC"))
 
+PERIOD = {"since": AT.date(), "until": AT.date()}
+
 EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "HISTORY_HEAD": {"conversation_id": "c1"},
     "HISTORY_RANGE": {"conversation_id": "c1", "low": 1, "high": 50},
@@ -38,6 +40,16 @@ EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "DROP_SYNC_PARTITION": {"partition_id": "20261120"},
     "CHECK_HISTORY": {},
     "CHECK_SYNC": {},
+    "REPORT_DAILY_VOLUME": PERIOD,
+    "REPORT_DAILY_SENDERS": PERIOD,
+    "REPORT_PERIOD_SENDERS": PERIOD,
+    "REPORT_DAILY_FANOUT": PERIOD,
+    "REPORT_DAILY_RECEIVERS": PERIOD,
+    "REPORT_PERIOD_RECEIVERS": PERIOD,
+    "REPORT_TOP_CONVERSATIONS": {**PERIOD, "limit": 10},
+    "CONVERSATIONS_DESCRIBED": {"conversation_ids": ("c1", "c2")},
+    "TABLES_IN": {"database": "imstream"},
+    "ROWS_IN": {"database": "imstream"},
 }
 
 EXAMPLE_ROWS: dict[str, tuple[Any, ...]] = {

@@ -1,0 +1,209 @@
+"""Analytics over a large stored history: ``python -m bench.analytics [--rows N]``.
+
+Fills its own database, ``bench_analytics``, through the write path the sinks
+use (columnar INSERTs into messages, conversations, membership and
+sync_timeline, so the materialized views build the rollups as they do live),
+drops the sync days older than the sync lifetime as retention does, and lets
+background merges settle. Then it times each built-in report
+(pipeline/reports.py, last 30 days) and each query of docs/analytics.md,
+several runs each, and writes bench/results/analytics.json.
+
+A database already holding the same history (same rows and days, ending
+today) is reused; ``--keep`` leaves it in place afterwards, otherwise it is
+dropped. The history is described in bench/synthetic.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from datetime import UTC, date, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.synthetic import DAYS, ROWS, History, Shape
+from pipeline import clickhouse, queries, reports, schema, sync_timeline
+from pipeline.clickhouse import ClickHouse
+from pipeline.output import Table
+from pipeline.progress import Progress
+from pipeline.settings import Settings
+
+DATABASE = "bench_analytics"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "analytics.md"
+RESULTS = ROOT / "bench" / "results" / "analytics.json"
+SETTLE_POLL_S = 10.0
+
+
+def documented_queries() -> dict[str, str]:
+    """The ```sql blocks of docs/analytics.md, by the name in their first line."""
+    blocks = re.findall(r"```sql\n(.*?)```", DOCS.read_text("utf-8"), flags=re.DOTALL)
+    return {block.splitlines()[0][3:].split(":")[0]: block for block in blocks}
+
+
+def tables(settings: Settings) -> dict[str, dict[str, int]]:
+    conn = clickhouse.client(settings, "default")
+    try:
+        rows = conn.execute(queries.ROWS_IN, {"database": settings.clickhouse.database})
+    finally:
+        conn.disconnect()
+    return {table: {"rows": int(n), "parts": int(p)} for table, n, p in rows}
+
+
+def populated(settings: Settings, shape: Shape, until: date) -> bool:
+    """Whether the database already holds this history (same size, ending ``until``)."""
+    if tables(settings).get("messages", {}).get("rows") != shape.rows:
+        return False
+    store = ClickHouse(settings, size=1)
+    try:
+        period = reports.Period.ending(until, shape.days)
+        days = store.execute_sync(queries.REPORT_DAILY_VOLUME, period.params())
+    finally:
+        store.close()
+    return len(days) == shape.days and days[-1][0] == until
+
+
+def populate(settings: Settings, shape: Shape, until: date) -> float:
+    database = settings.clickhouse.database
+    clickhouse.drop_database(settings, database)
+    schema.migrate(settings, database)
+    started = time.monotonic()
+    conn = clickhouse.client(settings, database, timeout_s=600)
+    progress = Progress(sys.stderr)
+    progress.start(f"filling {database}: days", shape.days)
+    try:
+        for i, day in enumerate(History(shape, until).days(), start=1):
+            for insert, columns in (
+                (queries.INSERT_CONVERSATIONS, day.conversations),
+                (queries.INSERT_MEMBERSHIP, day.membership),
+                (queries.INSERT_MESSAGES, day.messages),
+                (queries.INSERT_SYNC_TIMELINE, day.sync),
+            ):
+                if columns[0]:
+                    conn.execute(insert.sql, columns, columnar=True)
+            progress.update(i)
+        progress.finish()
+    finally:
+        conn.disconnect()
+    store = ClickHouse(settings, size=1)
+    days = settings.pipeline.sync_retention_days
+    asyncio.run(sync_timeline.drop_expired(store, days, time.time()))
+    store.close()
+    return time.monotonic() - started
+
+
+def settle(settings: Settings, within_s: float) -> None:
+    """Wait until background merges stop changing the parts (at most ``within_s``)."""
+    deadline = time.monotonic() + within_s
+    last = tables(settings)
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_POLL_S)
+        now = tables(settings)
+        if now == last:
+            return
+        last = now
+
+
+def timed(run: Callable[[], Any], runs: int) -> dict[str, Any]:
+    seconds = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        answer = run()
+        seconds.append(time.perf_counter() - started)
+    rows = answer.rows if isinstance(answer, Table) else answer
+    return {
+        "median_ms": round(1000 * statistics.median(seconds), 1),
+        "max_ms": round(1000 * max(seconds), 1),
+        "result_rows": len(rows),
+    }
+
+
+def measure(settings: Settings, until: date, runs: int) -> list[dict[str, Any]]:
+    store = ClickHouse(settings, size=1)
+    period = reports.Period.ending(until)
+    results = []
+    try:
+        for name, report in reports.REPORTS.items():
+            run = partial(report, store, period, reports.DEFAULT_TOP)
+            results.append({"name": f"stats {name}", "kind": "report", **timed(run, runs)})
+        for name, sql in documented_queries().items():
+            run = partial(store.execute_sync, sql)
+            results.append({"name": name, "kind": "docs query", **timed(run, runs)})
+    finally:
+        store.close()
+    return results
+
+
+def machine(settings: Settings) -> dict[str, Any]:
+    with Path("/proc/meminfo").open() as meminfo:
+        kib = int(meminfo.readline().split()[1])
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(kib / 2**20, 1),
+        "clickhouse": clickhouse.ping(settings),
+        "python": platform.python_version(),
+    }
+
+
+def markdown(timings: list[dict[str, Any]]) -> str:
+    lines = ["| query | kind | median ms | max ms | rows |", "|---|---|--:|--:|--:|"]
+    lines += [
+        f"| {t['name']} | {t['kind']} | {t['median_ms']} | {t['max_ms']} | {t['result_rows']} |"
+        for t in timings
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.analytics", description=__doc__)
+    parser.add_argument("--rows", type=int, default=ROWS, help="messages to store")
+    parser.add_argument("--days", type=int, default=DAYS, help="days of history")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs of each query")
+    parser.add_argument(
+        "--settle-s", type=float, default=600.0, help="longest wait for merges to settle"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the database for the next run")
+    parser.add_argument("--database", default=DATABASE, help="a database of its own")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
+    args = parser.parse_args(argv)
+    base = Settings.from_env()
+    settings = base.replace(clickhouse=replace(base.clickhouse, database=args.database))
+    shape, until = Shape(rows=args.rows, days=args.days), datetime.now(UTC).date()
+    reused = populated(settings, shape, until)
+    populate_s = None if reused else round(populate(settings, shape, until), 1)
+    settle(settings, args.settle_s)
+    load_before = os.getloadavg()[0]
+    timings = measure(settings, until, args.runs)
+    load = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
+    result = {
+        "command": " ".join(["python -m bench.analytics", *(argv or sys.argv[1:])]),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(settings),
+        "load_average_1min": load,  # the machine is shared: other work skews the figures
+        "shape": {**asdict(shape), "users": shape.users, "conversations": shape.conversations},
+        "tables": tables(settings),
+        "populate_s": populate_s,
+        "runs": args.runs,
+        "timings": timings,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    print(markdown(timings))
+    if not args.keep:
+        clickhouse.drop_database(settings, args.database)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
