@@ -75,24 +75,32 @@ DECODERS: dict[str, Callable[[Record], Any]] = {
     "sequencer_state": _state,
     "fanout_state": _state,
     "sync_state": _state,
+    "presence": _state,
 }
 
 
+def _specs(topics: Topics) -> list[tuple[str, TopicSpec]]:
+    return [
+        (f.name, getattr(topics, f.name))
+        for f in dataclasses.fields(topics)
+        if isinstance(getattr(topics, f.name), TopicSpec)
+    ]
+
+
 def names(topics: Topics) -> list[str]:
-    return [f.name.replace("_", "-") for f in dataclasses.fields(topics)]
+    return [name.replace("_", "-") for name, _ in _specs(topics)]
 
 
 def resolve(topics: Topics, name: str, prefix: str = "") -> tuple[str, TopicSpec]:
     """(kind, spec) for a catalogue name (``dead-letter``) or a topic name, with
     or without the configured prefix (``im.deadletter``)."""
     wanted = name.strip().lower().replace("-", "_")
-    for f in dataclasses.fields(topics):
-        spec: TopicSpec = getattr(topics, f.name)
-        if wanted in (f.name, f.name.replace("_", "")) or name in (
+    for field_name, spec in _specs(topics):
+        if wanted in (field_name, field_name.replace("_", "")) or name in (
             spec.name,
             spec.name.removeprefix(prefix),
         ):
-            return f.name, spec
+            return field_name, spec
     raise ConfigError(f"unknown topic {name!r}; choose one of: {', '.join(names(topics))}")
 
 
