@@ -3,8 +3,10 @@
 Brings the stack up, runs a worker, and through the producer SDK creates a
 1:1 conversation and a group, sends messages while a member joins and another
 leaves, then prints every user's sync timeline and the group's history as the
-read side serves them from ClickHouse. Each run uses fresh conversation ids,
-so it can be run again; the users' sync timelines simply grow.
+read side serves them from ClickHouse. Then it starts a gateway: two of bob's
+devices are online and get alice's messages pushed live, while his tablet is
+offline and catches up by pull when it connects. Each run uses fresh
+conversation ids, so it can be run again; the users' sync timelines grow.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import secrets
 from dataclasses import replace
 
+from agents.push_demo import push_demo
 from agents.worker import Worker
 from infra import stack
 from pipeline import history, sync_timeline
@@ -35,6 +38,7 @@ async def main(settings: Settings) -> int:
         run = secrets.token_hex(3)
         expected = await converse(settings, run)
         await show(settings, run, expected)
+        await push_demo(settings, run)
     finally:
         stopping.set()
         await worker

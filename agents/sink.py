@@ -29,6 +29,7 @@ from pipeline.settings import Settings
 from pipeline.topics import TopicSpec
 
 log = logging.getLogger(__name__)
+IDLE_POLL_MS = 20
 
 R = TypeVar("R")
 Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
@@ -94,9 +95,11 @@ class ClickHouseSink(Generic[R]):
             self.store.close()
 
     async def _collect(self, consumer: AIOKafkaConsumer) -> Batch:
-        """Records for one write: polled until ``sink_batch_max_records`` or until
-        ``sink_linger_ms`` after the first one. Few large inserts are what
-        ClickHouse wants (every insert makes a part that merges must fold later)."""
+        """Records for one write. While records keep coming, polls on until
+        ``sink_batch_max_records`` or ``sink_linger_ms``: few large inserts are what
+        ClickHouse wants (each insert makes a part that merges must fold later). When
+        the topic goes quiet (a poll finds nothing for IDLE_POLL_MS) it writes at
+        once, so at low load the store trails the log by milliseconds, not a linger."""
         pipeline = self.settings.pipeline
         batch: Batch = await consumer.getmany(
             timeout_ms=200, max_records=pipeline.sink_batch_max_records
@@ -109,8 +112,11 @@ class ClickHouseSink(Generic[R]):
             if left_ms <= 0:
                 break
             more = await consumer.getmany(
-                timeout_ms=left_ms, max_records=pipeline.sink_batch_max_records - count
+                timeout_ms=min(left_ms, IDLE_POLL_MS),
+                max_records=pipeline.sink_batch_max_records - count,
             )
+            if not more:
+                break
             for tp, records in more.items():
                 batch.setdefault(tp, []).extend(records)
                 count += len(records)

@@ -31,7 +31,7 @@ from pipeline.events import decode_inbox, limits_from
 from pipeline.gateway import openapi
 from pipeline.gateway.errors import json_errors
 from pipeline.gateway.http import HttpApi
-from pipeline.gateway.hub import Connection, Hub
+from pipeline.gateway.hub import RESYNC_AFTER_S, RESYNC_FRAME, Connection, Hub
 from pipeline.presence import HEARTBEAT_S, heartbeat_key, heartbeat_record, user_key, user_record
 from pipeline.producer import Producer
 from pipeline.settings import Settings
@@ -166,6 +166,9 @@ class Gateway:
         )
         writer = asyncio.create_task(connection.write())
         self.hub.add(connection)
+        resync = asyncio.get_running_loop().call_later(
+            RESYNC_AFTER_S, connection.offer, RESYNC_FRAME
+        )
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
@@ -173,6 +176,7 @@ class Gateway:
                 elif message.type == WSMsgType.ERROR:
                     break
         finally:
+            resync.cancel()
             self.hub.remove(connection)
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)

@@ -27,6 +27,10 @@ from aiohttp import web
 log = logging.getLogger(__name__)
 
 PULL_FRAME = orjson.dumps({"type": "pull", "reason": "behind"}).decode()
+# pushes may overtake the sync store: entries a device could not pull yet when it
+# connected are in the store a moment later, so it is told to pull once more
+RESYNC_FRAME = orjson.dumps({"type": "pull", "reason": "connected"}).decode()
+RESYNC_AFTER_S = 1.0
 
 
 class State(enum.Enum):
