@@ -32,6 +32,7 @@ class SequencerProcessor:
         self.sequencer = Sequencer(
             state,
             dedupe_window_ms=settings.pipeline.dedupe_window_s * 1000,
+            dedupe_max=settings.pipeline.dedupe_max_per_partition,
             max_group_size=settings.pipeline.max_group_size,
         )
         self.duplicates = 0

@@ -50,9 +50,17 @@ def members_key(conversation_id: str) -> str:
 
 
 class Sequencer:
-    def __init__(self, state: StateStore, *, dedupe_window_ms: int, max_group_size: int) -> None:
+    def __init__(
+        self,
+        state: StateStore,
+        *,
+        dedupe_window_ms: int,
+        max_group_size: int,
+        dedupe_max: int = 200_000,
+    ) -> None:
         self.state = state
         self.dedupe_window_ms = dedupe_window_ms
+        self.dedupe_max = dedupe_max
         self.max_group_size = max_group_size
         self._dedupe_order: deque[tuple[int, str]] = deque(
             sorted((value[1], key) for key, value in state.items("d/"))
@@ -87,10 +95,12 @@ class Sequencer:
         return Accepted(event)
 
     def expire(self, now_ms: int) -> int:
-        """Forget dedupe entries older than the window; return how many."""
+        """Forget dedupe entries older than the window, and the oldest beyond
+        ``dedupe_max`` (memory stays bounded under any rate); return how many."""
         horizon = now_ms - self.dedupe_window_ms
         expired = 0
-        while self._dedupe_order and self._dedupe_order[0][0] < horizon:
+        order = self._dedupe_order
+        while order and (order[0][0] < horizon or len(order) > self.dedupe_max):
             _, key = self._dedupe_order.popleft()
             self.state.delete(key)
             expired += 1

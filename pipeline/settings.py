@@ -52,7 +52,8 @@ class TopicSettings:
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     sync_retention_days: int = 7
-    dedupe_window_s: int = 3_600
+    dedupe_window_s: int = 300
+    dedupe_max_per_partition: int = 200_000
     max_body_bytes: int = 32_768
     max_group_size: int = 10_000
     batch_max_records: int = 2_000
@@ -158,6 +159,10 @@ class Settings:
             (self.topics.user_partitions >= 1, "TOPICS_USER_PARTITIONS must be >= 1"),
             (self.pipeline.sync_retention_days >= 1, "PIPELINE_SYNC_RETENTION_DAYS must be >= 1"),
             (self.pipeline.dedupe_window_s >= 0, "PIPELINE_DEDUPE_WINDOW_S must be >= 0"),
+            (
+                self.pipeline.dedupe_max_per_partition >= 1,
+                "PIPELINE_DEDUPE_MAX_PER_PARTITION must be >= 1",
+            ),
             (self.pipeline.max_body_bytes >= 1, "PIPELINE_MAX_BODY_BYTES must be >= 1"),
             (self.pipeline.batch_max_records >= 1, "PIPELINE_BATCH_MAX_RECORDS must be >= 1"),
             (self.gateway.push_queue_size >= 1, "GATEWAY_PUSH_QUEUE_SIZE must be >= 1"),

@@ -119,3 +119,15 @@ def test_dedupe_index_survives_restore_from_changelog() -> None:
     assert accepted(again.apply(send("alice", "m2"), 150)).event.seq == first.seq + 1
     again.expire(now_ms=2_000)
     assert not list(again.state.items("d/"))
+
+
+def test_dedupe_memory_is_bounded_by_count_too() -> None:
+    s = Sequencer(StateStore(), dedupe_window_ms=10_000, max_group_size=4, dedupe_max=3)
+    s.apply(create(), 0)
+    for i in range(5):
+        accepted(s.apply(send("alice", f"m{i}"), 100 + i))
+    s.expire(now_ms=200)
+    assert len(list(s.state.items("d/"))) == 3
+    # the oldest were forgotten first: m0 is new again, m4 still a duplicate
+    assert isinstance(s.apply(send("alice", "m4"), 210), Duplicate)
+    accepted(s.apply(send("alice", "m0"), 210))
