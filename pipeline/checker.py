@@ -79,9 +79,9 @@ async def read_timeline(settings: Settings) -> dict[str, list[TimelineEvent]]:
     consumer = kafka.consumer(settings)
     tps = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
     consumer.assign(tps)
-    await consumer.start()
     events: dict[str, list[TimelineEvent]] = defaultdict(list)
     try:
+        await consumer.start()
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
         pending = {tp for tp in tps if ends[tp] > 0}
