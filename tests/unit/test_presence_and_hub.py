@@ -77,7 +77,8 @@ async def test_a_slow_socket_is_told_to_pull_and_never_blocks_the_hub() -> None:
     hub.remove(fast)
     assert presence == [("bob", 1), ("bob", 2), ("bob", 1), ("bob", 0)]
     await asyncio.gather(*writers)
-    assert slow.closed and fast.closed
+    assert slow.closed
+    assert fast.closed
 
 
 def test_devices_apply_only_the_next_entry() -> None:
