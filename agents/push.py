@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from pipeline import kafka
@@ -36,11 +36,16 @@ class PushAgent:
         self.pushed = 0
         self._partitions: list[int] = []
         self._topic_ok: dict[str, tuple[bool, float]] = {}
+        self._idle = False
 
     def status(self) -> dict[str, Any]:
-        now = int(time.time() * 1000)
-        live = [g for g, s in self.presence.gateways.items() if now - s.seen_ms <= 20_000]
-        return {"partitions": self._partitions, "pushed": self.pushed, "gateways": sorted(live)}
+        live = self.presence.live_gateways(int(time.time() * 1000))
+        return {
+            "partitions": self._partitions,
+            "pushed": self.pushed,
+            "gateways": live,
+            "idle": self._idle,
+        }
 
     async def run(self, stopping: asyncio.Event) -> None:
         follow = asyncio.create_task(self._follow_presence(stopping))
@@ -80,27 +85,41 @@ class PushAgent:
         await consumer.start()
         try:
             while not stopping.is_set():
+                await self._idle_unless_someone_is_online(consumer)
                 batch = await consumer.getmany(timeout_ms=200, max_records=2_000)
                 self._partitions = sorted(tp.partition for tp in consumer.assignment())
-                sends = []
-                now = int(time.time() * 1000)
-                for records in batch.values():
-                    for record in records:
-                        user = (record.key or b"").decode("utf-8", "replace")
-                        for gateway in self.presence.gateways_of(user, now):
-                            topic = self.topics.push(gateway).name
-                            if await self._topic_exists(producer, topic):
-                                sends.append(
-                                    await producer.send(topic, record.value, key=record.key)
-                                )
-                for result in await asyncio.gather(*sends, return_exceptions=True):
-                    if isinstance(result, BaseException):
-                        log.warning("push: a send failed (best effort): %r", result)
-                    else:
-                        self.pushed += 1
+                if batch:
+                    await self._route(producer, batch)
         finally:
             await consumer.stop()
             await producer.stop()
+
+    async def _idle_unless_someone_is_online(self, consumer: AIOKafkaConsumer) -> None:
+        """With no gateway online there is no one to push to: stop reading im.inbox
+        (it costs a decode per entry for nothing) and skip to its end on waking."""
+        assigned = consumer.assignment()
+        if not self.presence.any_live(int(time.time() * 1000)):
+            consumer.pause(*assigned)
+            self._idle = True
+        elif self._idle:
+            await consumer.seek_to_end(*assigned)
+            consumer.resume(*assigned)
+            self._idle = False
+
+    async def _route(self, producer: AIOKafkaProducer, batch: dict[Any, list[Any]]) -> None:
+        writer = kafka.BatchWriter(producer, {})
+        now = int(time.time() * 1000)
+        for records in batch.values():
+            for record in records:
+                user = (record.key or b"").decode("utf-8", "replace")
+                for gateway in self.presence.gateways_of(user, now):
+                    topic = self.topics.push(gateway).name
+                    if await self._topic_exists(producer, topic):
+                        writer.add(topic, record.key, record.value, partition=0)
+        try:
+            self.pushed += len(await writer.send())
+        except KafkaError as exc:
+            log.warning("push: a batch of pushes failed (best effort): %r", exc)
 
     async def _topic_exists(self, producer: AIOKafkaProducer, topic: str) -> bool:
         """Whether a gateway's push topic exists (cached; a gone gateway never blocks us)."""

@@ -82,6 +82,12 @@ class PresenceTable:
         else:
             entry.users.pop(user, None)
 
+    def live_gateways(self, now_ms: int) -> list[str]:
+        return sorted(n for n, g in self.gateways.items() if now_ms - g.seen_ms <= self.stale_ms)
+
+    def any_live(self, now_ms: int) -> bool:
+        return any(now_ms - g.seen_ms <= self.stale_ms for g in self.gateways.values())
+
     def gateways_of(self, user: str, now_ms: int) -> list[str]:
         return [
             name
