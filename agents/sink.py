@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from pipeline import kafka
 from pipeline.clickhouse import ClickHouse
@@ -154,17 +154,35 @@ class ClickHouseSink(Generic[R]):
                     items.append(self.decode(record.value))
                 except EventError as exc:
                     rejected.append((record, str(exc)))
-        for record, reason in rejected:
-            await producer.send_and_wait(
-                self.dead_letter.name,
-                record.value or b"",
-                key=record.key,
-                headers=dead_letter_headers(record, self.name, reason),
-            )
+        if rejected and not await self._dead_letter(producer, rejected, stopping):
+            return  # stopping with the broker away: the batch is redone from its offsets
         if not await self._write_until_done(consumer, batch, items, stopping):
             return
         self.written += len(items)
         await self._commit(consumer, {tp: recs[-1].offset + 1 for tp, recs in batch.items()})
+
+    async def _dead_letter(
+        self, producer: AIOKafkaProducer, rejected: list[tuple[Any, str]], stopping: asyncio.Event
+    ) -> bool:
+        """Send refused records to the dead-letter topic, retrying while the broker is
+        away (they must be there before the batch's offsets are committed)."""
+        writer = kafka.BatchWriter(producer, {self.dead_letter.name: self.dead_letter.partitions})
+        delay = 0.2
+        while True:
+            for record, reason in rejected:
+                headers = dead_letter_headers(record, self.name, reason)
+                writer.add(self.dead_letter.name, record.key, record.value or b"", headers)
+            try:
+                await writer.send()
+            except KafkaError as exc:
+                if stopping.is_set():
+                    return False
+                log.warning("%s: dead-letter topic unavailable, retrying: %r", self.name, exc)
+                writer = kafka.BatchWriter(producer, writer.partitions)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.pipeline.sink_retry_max_s)
+            else:
+                return True
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         """Commit offsets of rows already written. If the group has moved on (a rebalance,
