@@ -25,7 +25,8 @@ from agents.transactional import Output, StageSpec, dead_letter
 from pipeline import sync_timeline
 from pipeline.clickhouse import ClickHouse
 from pipeline.errors import EventError, StoreUnavailableError
-from pipeline.events import InboxEntry, decode_delivery, decode_inbox, encode_inbox, limits_from
+from pipeline.events import InboxEntry, limits_from
+from pipeline.framing import EventCache, inbox_record
 from pipeline.queries import INSERT_SYNC_HEADS, INSERT_SYNC_TIMELINE
 from pipeline.rows import SyncRows
 from pipeline.settings import Settings
@@ -40,13 +41,13 @@ RETENTION_CHECK_S = 3600.0
 
 class SyncProcessor:
     def __init__(self, settings: Settings, topics: Topics, state: StateStore) -> None:
-        self.limits = limits_from(settings)
+        self.events = EventCache(limits_from(settings))
         self.topics = topics
         self.sequencer = SyncSequencer(state)
 
     def process(self, record: ConsumerRecord[Any, Any], out: Output) -> None:
         try:
-            delivery = decode_delivery(record.value, self.limits)
+            delivery, event = self.events.delivery(record.value)
         except EventError as exc:
             dead_letter(out, self.topics.dead_letter.name, record, STAGE, str(exc))
             return
@@ -60,7 +61,11 @@ class SyncProcessor:
             )
             return
         entry = self.sequencer.assign(delivery)
-        out.send(self.topics.inbox.name, record.key, encode_inbox(entry))
+        out.send(
+            self.topics.inbox.name,
+            record.key,
+            inbox_record(entry.user_id, entry.sync_seq, entry.ts_ms, event),
+        )
 
     def end_batch(self, now_ms: int, out: Output) -> None:
         return None
@@ -91,7 +96,7 @@ def store_sink(settings: Settings, topics: Topics) -> ClickHouseSink[InboxEntry]
         name="sync-store",
         topic=topics.inbox,
         dead_letter=topics.dead_letter,
-        decode=lambda raw: decode_inbox(raw, limits),
+        decode=EventCache(limits).inbox,
         write=write_entries,
     )
 

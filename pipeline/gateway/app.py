@@ -27,7 +27,8 @@ from aiokafka.errors import KafkaError
 from pipeline import auth, kafka, sync_timeline
 from pipeline.clickhouse import ClickHouse
 from pipeline.errors import ConfigError, EventError, ImstreamError
-from pipeline.events import decode_inbox, limits_from
+from pipeline.events import limits_from
+from pipeline.framing import EventCache
 from pipeline.gateway import openapi
 from pipeline.gateway.errors import json_errors
 from pipeline.gateway.http import HttpApi
@@ -80,7 +81,7 @@ class Gateway:
         self.presence: AIOKafkaProducer = kafka.producer(settings)
         self.presence_updates: asyncio.Queue[tuple[bytes, bytes | None]] = asyncio.Queue()
         self.hub = Hub(on_presence=self._presence_changed)
-        self.limits = limits_from(settings)
+        self.events = EventCache(limits_from(settings))
         self.pushed = 0
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -220,7 +221,7 @@ class Gateway:
 
     def _dispatch(self, raw: bytes) -> None:
         try:
-            entry = decode_inbox(raw, self.limits)
+            entry = self.events.inbox(raw)
         except EventError as exc:
             log.warning("push: ignoring a record that is not an inbox entry: %s", exc)
             return
