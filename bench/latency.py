@@ -9,7 +9,8 @@ does) and each rate, sends go out open-loop on a fixed schedule for
 from that due time (not from when the bench got round to sending it) to the
 push frame arriving, so a bench or gateway that falls behind shows up in the
 figures instead of hiding. A run whose sends fell behind the schedule, failed,
-or whose pushes did not all arrive is marked not sustained.
+or whose pushes did not all arrive is marked not sustained; one whose sends
+fell MAX_BEHIND_S behind stops there (the rest are counted as abandoned).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from pipeline.producer import Producer, message
 from pipeline.settings import Settings
 
 LATE_S = 10.0
+MAX_BEHIND_S = 5.0
+LAG_EVERY_S = 0.5
 WARM_TIMEOUT_S = 60.0
 IDLE_TIMEOUT_S = 60.0
 TOKEN_TTL_S = 86_400
@@ -51,6 +54,9 @@ class Run:
     duplicates: int = 0
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
+    slips: list[float] = field(default_factory=list)
+    sent: int = 0
+    sending_s: float = 0.0
 
 
 @dataclass
@@ -253,27 +259,42 @@ async def one_rate(
     procs = [*ctx.base_procs(), *(w.as_proc() for w in [*svc.workers, *svc.gateways])]
     monitor = Monitor(procs)
     recording = _recording(ctx, svc, via, rate)
+    lags: list[dict[str, int]] = []
+    watch = asyncio.create_task(_watch_lag(svc, lags))
     monitor.start()
     if recording is not None:
         recording.start()
-    slips = await _schedule(ctx, sender, run, via=via, rate=rate, count=count)
-    await wait_for(lambda: _arrived(run, count), LATE_S, every_s=0.1)
+    await _schedule(ctx, sender, run, via=via, rate=rate)
+    await wait_for(lambda: _arrived(run), LATE_S, every_s=0.1)
     usage = await monitor.stop()
+    watch.cancel()
+    await asyncio.gather(watch, return_exceptions=True)
     devices.run = None
     pulls = devices.pull_frames - pulls_before
-    return _result(run, slips, usage, via=via, rate=rate, pulls=pulls) | {
-        "profile": None if recording is None else await recording.finish()
+    return _result(run, usage, via=via, rate=rate, pulls=pulls) | {
+        "lag_mean_by_agent": _mean_lag(lags),
+        "profile": None if recording is None else await recording.finish(),
     }
 
 
-async def _schedule(
-    ctx: Context, sender: Sender, run: Run, *, via: str, rate: int, count: int
-) -> list[float]:
-    """Fire message i at its due time (open loop), at most max_in_flight awaiting acks."""
+async def _watch_lag(svc: Services, into: list[dict[str, int]]) -> None:
+    """The workers' lag per agent every LAG_EVERY_S: where records wait."""
+    while True:
+        into.append(await svc.lag())
+        await asyncio.sleep(LAG_EVERY_S)
+
+
+def _mean_lag(samples: list[dict[str, int]]) -> dict[str, float]:
+    agents = sorted({name for sample in samples for name in sample})
+    return {name: round(sum(s.get(name, 0) for s in samples) / len(samples), 1) for name in agents}
+
+
+async def _schedule(ctx: Context, sender: Sender, run: Run, *, via: str, rate: int) -> None:
+    """Fire message i at its due time (open loop), at most max_in_flight awaiting acks;
+    give up on the rest once sends are MAX_BEHIND_S late (the load is not sustained)."""
     loop = asyncio.get_running_loop()
     room = asyncio.Semaphore(ctx.profile.latency_max_in_flight)
     tasks: set[asyncio.Task[None]] = set()
-    slips = []
     t0 = loop.time() + 0.05
 
     async def send(i: int) -> None:
@@ -282,20 +303,21 @@ async def _schedule(
         finally:
             room.release()
 
-    for i in range(count):
+    for i in range(len(run.due)):
         due = t0 + i / rate
         run.due[i] = due
         if due - loop.time() > 0.001:
             await asyncio.sleep(due - loop.time())
         await room.acquire()
-        slips.append(loop.time() - due)
+        run.slips.append(loop.time() - due)
+        run.sent += 1
         task = asyncio.create_task(send(i))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-    run_end = loop.time()
+        if run.slips[-1] > MAX_BEHIND_S:
+            break
+    run.sending_s = loop.time() - t0
     await asyncio.gather(*tasks)
-    slips.append(run_end - t0)  # the last element: the time it took to send them all
-    return slips
 
 
 def _recording(ctx: Context, svc: Services, via: str, rate: int) -> Recording | None:
@@ -305,17 +327,14 @@ def _recording(ctx: Context, svc: Services, via: str, rate: int) -> Recording | 
     return Recording(svc.gateways[0].pid, output, ctx.profile.latency_duration_s, ctx.profile_rate)
 
 
-async def _arrived(run: Run, count: int) -> bool:
-    return len(run.arrived) >= count
+async def _arrived(run: Run) -> bool:
+    return len(run.arrived) >= run.sent
 
 
-def _result(
-    run: Run, slips: list[float], usage: dict[str, Any], *, via: str, rate: int, pulls: int
-) -> dict[str, Any]:
-    count = len(run.due)
-    sending_s, slips = slips[-1], slips[:-1]
+def _result(run: Run, usage: dict[str, Any], *, via: str, rate: int, pulls: int) -> dict[str, Any]:
+    count, sending_s = run.sent, run.sending_s
     achieved = count / sending_s if sending_s > 0 else None
-    ordered = sorted(slips)
+    ordered = sorted(run.slips)
     missing = count - len(run.arrived)
     sustained = (
         achieved is not None
@@ -329,9 +348,10 @@ def _result(
         "via": via,
         "offered_per_s": rate,
         "messages": count,
+        "abandoned": len(run.due) - count,
         "sending_s": round(sending_s, 3),
         "achieved_per_s": stats.rounded(achieved),
-        "schedule_slip": stats.summary_ms(slips),
+        "schedule_slip": stats.summary_ms(run.slips),
         "send_errors": run.error_count,
         "send_error_examples": run.errors,
         "pushes_received": len(run.arrived),

@@ -10,6 +10,7 @@ import matplotlib as mpl
 mpl.use("Agg")
 
 import matplotlib.pyplot as plt
+from matplotlib import ticker
 
 from bench import stats
 
@@ -38,6 +39,7 @@ def latency_cdf(latency: Document | None, reads: Document | None, path: Path) ->
     axes[1].set_title(f"reads with {rows:,} messages stored" if rows else "reads")
     for ax in axes:
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlabel("latency (ms, log scale)")
         ax.set_ylabel("fraction of requests")
         ax.grid(True, which="both", alpha=0.3)

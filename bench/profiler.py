@@ -85,12 +85,14 @@ def summarize(path: Path) -> dict[str, Any]:
     self_by_fn: Counter[int] = Counter()
     incl_by_fn: Counter[int] = Counter()
     self_by_file: Counter[str] = Counter()
-    total = 0
+    total = 0.0
+    samples = 0
     for profile in data["profiles"]:
         for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
             if not stack:
                 continue
             total += weight
+            samples += 1
             self_by_fn[stack[-1]] += weight
             self_by_file[_where(frames[stack[-1]])] += weight
             for index in set(stack):
@@ -103,7 +105,8 @@ def summarize(path: Path) -> dict[str, Any]:
         return [{"frame": _frame(frames[i]), "pct": share(n)} for i, n in counter.most_common(TOP)]
 
     return {
-        "samples": total,
+        "samples": samples,
+        "sampled_s": round(total, 2),
         "self": named(self_by_fn),
         "inclusive": named(incl_by_fn),
         "self_by_file": [{"file": f, "pct": share(n)} for f, n in self_by_file.most_common(TOP)],

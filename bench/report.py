@@ -295,6 +295,13 @@ def _latency(doc: Document | None, images: dict[str, str]) -> list[str]:
         *table.lines(),
         "",
     ]
+    lags = [
+        f"{run['via']} {run['offered_per_s']}/s: "
+        + ", ".join(f"{a} {num(v)}" for a, v in run.get("lag_mean_by_agent", {}).items())
+        for run in r["runs"]
+    ]
+    out += ["Mean lag (records) of each agent during the runs, where records wait:", ""]
+    out += [f"- {line}" for line in lags] + [""]
     if r.get("error"):
         out += [f"The scenario stopped early: `{r['error']}`", ""]
     if "latency-cdf.png" in images:

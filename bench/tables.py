@@ -61,6 +61,12 @@ def cpu_table(throughput: Document | None) -> list[str]:
                 f"{(cost or 0) / total:.0%}" if total else "-",
                 num(p["cpu_util"], 2),
             )
+    idle = [
+        f"{v['workers']} worker(s): "
+        + ", ".join(f"{p['role']} {num(p['cpu_util'], 2)}" for p in v["idle_usage"]["processes"])
+        for v in variants
+        if "idle_usage" in v
+    ]
     return [
         "### CPU per message, 1:1 throughput run",
         "",
@@ -70,6 +76,11 @@ def cpu_table(throughput: Document | None) -> list[str]:
         "",
         *table.lines(),
         "",
+        *(
+            ["With no traffic at all (5 s before sending), cores busy: " + "; ".join(idle), ""]
+            if idle
+            else []
+        ),
     ]
 
 
@@ -85,7 +96,8 @@ def profile_lines(throughput: Document | None) -> list[str]:
         files = ", ".join(f"{f['file']} {f['pct']}%" for f in prof["self_by_file"][:PROFILE_TOP])
         functions = ", ".join(f"`{f['frame']}` {f['pct']}%" for f in prof["self"][:PROFILE_TOP])
         out += [
-            f"### py-spy on worker0 ({v['workers']} worker(s), {prof['samples']:,} samples, "
+            f"### py-spy on worker0 ({v['workers']} worker(s), {prof['samples']:,} samples "
+            f"at {prof['rate_hz']} Hz, "
             f"`bench/results/{prof['file']}`)",
             "",
             f"- **Self time by file:** {files}",

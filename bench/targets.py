@@ -101,6 +101,8 @@ def _why(run: dict[str, Any]) -> str:
         reasons.append(f"sends p99 {run['schedule_slip']['p99_ms']:,.0f} ms late")
     if run["send_errors"]:
         reasons.append(f"{run['send_errors']} send errors")
+    if run.get("abandoned"):
+        reasons.append(f"gave up {run['abandoned']:,} sends")
     if run["pushes_missing"]:
         reasons.append(f"{run['pushes_missing']} pushes missing")
     return "; ".join(reasons) or "?"

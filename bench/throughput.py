@@ -48,10 +48,10 @@ LAG_POLL_S = 0.25
 LAG_SMOOTHING = 4
 START_RATE = 1_000.0
 MIN_RATE = 100.0
-GAIN = 0.25
-CEILING = 2.0
+GAIN = 0.15
+DAMPING = 3.0
+IDLE_S = 5.0
 CONTROL_S = 1.0
-RATE_SAMPLES = 3
 TICK_S = 0.02
 MAX_IN_FLIGHT = 8
 SETUP_TIMEOUT_S = 90.0
@@ -94,13 +94,14 @@ class LagWatch:
 class Offer:
     """Paced sends whose rate is steered to hold the workers' lag at a target.
 
-    Every CONTROL_S the rate is multiplied by ``1 + GAIN * (target - lag) / target``
-    (the error clipped to [-1, 1]): while the lag is under the target the offered
-    load climbs, over it it backs off, so it settles where the pipeline absorbs it
-    with the lag bounded. It never runs more than CEILING times ahead of what the
-    pipeline completes (the slower of stored and synced messages/s over the last
-    seconds), which damps the overshoot of a lag that is seconds late. Sends go
-    out in chunks through the SDK, at most MAX_IN_FLIGHT chunks awaiting acks.
+    Every CONTROL_S the rate is multiplied by ``1 + GAIN * (error - DAMPING * trend)``
+    (clipped to [-1, 1]), where ``error`` is how far the lag is under its target
+    and ``trend`` how fast it grew over the last period, both relative to the
+    target: while the lag is under the target the offered load climbs, over it
+    it backs off, and it stops climbing early when the lag shoots up (a backlog
+    building downstream shows up late), so it settles where the pipeline absorbs
+    it with the lag bounded. Sends go out in chunks through the SDK, at most
+    MAX_IN_FLIGHT chunks awaiting their acks.
     """
 
     producer: Producer
@@ -109,11 +110,11 @@ class Offer:
     chunk: int
     lag_target: int
     lag: LagWatch
-    progress: list[dict[str, Any]]
     rate: float = START_RATE
     sent: int = 0
     queued: int = 0
     rates: list[float] = field(default_factory=list)
+    _last_lag: float = 0.0
 
     async def run(self, until: float) -> None:
         loop = asyncio.get_running_loop()
@@ -137,12 +138,12 @@ class Offer:
         await asyncio.gather(*in_flight)
 
     def _control(self) -> None:
-        error = (self.lag_target - self.lag.smoothed) / self.lag_target
-        rate = self.rate * (1 + GAIN * max(-1.0, min(1.0, error)))
-        done = completion_rate(self.progress[-RATE_SAMPLES:])
-        if done:
-            rate = min(rate, done * CEILING)
-        self.rate = max(MIN_RATE, rate)
+        lag = self.lag.smoothed
+        error = (self.lag_target - lag) / self.lag_target
+        trend = (lag - self._last_lag) / self.lag_target
+        self._last_lag = lag
+        step = GAIN * max(-1.0, min(1.0, error - DAMPING * trend))
+        self.rate = max(MIN_RATE, self.rate * (1 + step))
         self.rates.append(round(self.rate, 1))
 
     async def _publish(self, count: int) -> None:
@@ -156,18 +157,6 @@ class Offer:
         self.queued += count
         await self.producer.publish_many(commands)
         self.sent += count
-
-
-def completion_rate(samples: list[dict[str, Any]]) -> float | None:
-    """Messages/s both stored and synced over ``samples`` (the slower of the two)."""
-    if len(samples) < 2:
-        return None
-    dt = samples[-1]["t"] - samples[0]["t"]
-    if dt <= 0:
-        return None
-    stored = (samples[-1]["stored"] - samples[0]["stored"]) / dt
-    synced = (samples[-1]["synced"] - samples[0]["synced"]) / dt / SYNC_PER_MESSAGE
-    return float(min(stored, synced))
 
 
 async def run(ctx: Context) -> dict[str, Any]:
@@ -204,8 +193,8 @@ async def measure(ctx: Context, settings: Settings, svc: Services) -> dict[str, 
             await publish(producer, [direct_created(p) for p in conversations])
             if not await wait_for(lambda: _at_least(store, COUNT_SYNC, created), SETUP_TIMEOUT_S):
                 raise TimeoutError("the conversations were not synced within the setup time")
+            idle = await _idle_usage(ctx, svc)
             lag.start()
-            series: list[dict[str, Any]] = []
             offer = Offer(
                 producer,
                 conversations,
@@ -213,13 +202,21 @@ async def measure(ctx: Context, settings: Settings, svc: Services) -> dict[str, 
                 profile.throughput_chunk,
                 profile.throughput_lag_target,
                 lag,
-                series,
             )
-            sampler = Sampler(store, sent=lambda: offer.sent, lag=lag.current, series=series)
-            return await _offer_and_drain(ctx, store, svc, offer, sampler, created=created)
+            sampler = Sampler(store, sent=lambda: offer.sent, lag=lag.current)
+            result = await _offer_and_drain(ctx, store, svc, offer, sampler, created=created)
+            return {**result, "idle_usage": idle}
     finally:
         await lag.stop()
         store.close()
+
+
+async def _idle_usage(ctx: Context, svc: Services) -> dict[str, Any]:
+    """What the processes cost with no traffic at all (polling, heartbeats)."""
+    monitor = Monitor([*ctx.base_procs(), *(w.as_proc() for w in svc.workers)])
+    monitor.start()
+    await asyncio.sleep(IDLE_S)
+    return await monitor.stop()
 
 
 async def _offer_and_drain(
