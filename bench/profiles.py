@@ -40,7 +40,7 @@ class Profile:
     fanout_workers: int = 1
 
     # end-to-end latency: send -> push on a WebSocket, paced
-    latency_rates: tuple[int, ...] = (1_000, 2_000, 5_000)
+    latency_rates: tuple[int, ...] = (200, 1_000, 2_000, 5_000)
     latency_duration_s: float = 30.0
     latency_pairs: int = 200
     latency_via: tuple[str, ...] = ("http", "sdk")
@@ -93,10 +93,10 @@ QUICK = Profile(
     throughput_duration_s=20.0,
     throughput_warmup_s=6.0,
     fanout_entries=60_000,
-    latency_rates=(1_000, 2_000),
+    latency_rates=(200, 2_000),
     latency_duration_s=5.0,
     latency_pairs=100,
-    latency_via=("http",),
+    latency_via=("http", "sdk"),
     reads_messages=300_000,
     reads_conversations=3_000,
     reads_sync_entries=300_000,

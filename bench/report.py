@@ -88,6 +88,7 @@ def _header(docs: dict[str, Document]) -> list[str]:
     git = m.get("git", {})
     runs = sorted({d.get("run_id", "?") for d in docs.values()})
     profiles = sorted({d.get("profile", "?") for d in docs.values()})
+    spied = sorted({d["profile_process"] for d in docs.values() if d.get("profile_process")})
     return [
         f"- **Run:** {', '.join(runs)}, profile **{', '.join(profiles)}**, commit "
         f"`{git.get('commit', '?')[:10]}`{' (uncommitted changes)' if git.get('dirty') else ''}",
@@ -101,6 +102,14 @@ def _header(docs: dict[str, Document]) -> list[str]:
             f"{name} {d['machine'].get('loadavg_start', ['?'])[0]} / "
             f"{d['machine'].get('loadavg_end', ['?'])[0]}"
             for name, d in docs.items()
+        ),
+        *(
+            [
+                f"- **Profiling:** py-spy sampled the {', '.join(spied)} process while measuring "
+                "(`--profile-process`), at a small CPU cost of its own"
+            ]
+            if spied
+            else []
         ),
         "",
     ]

@@ -121,8 +121,8 @@ async def _scenario(ctx: Context, name: str, run_id: str, facts: dict[str, Any])
         "parameters": ctx.profile.parameters(),
         "profile_process": ctx.profile_process,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": facts,
     }
+    loadavg_start = [round(x, 2) for x in os.getloadavg()]
     try:
         if name == "analytics":
             document["result"] = await _analytics(ctx)
@@ -135,7 +135,11 @@ async def _scenario(ctx: Context, name: str, run_id: str, facts: dict[str, Any])
         document["error"] = repr(exc)
         document["traceback"] = traceback.format_exc()[-4000:]
     document["duration_s"] = round(time.monotonic() - started, 1)
-    document["machine"] = {**facts, "loadavg_end": [round(x, 2) for x in os.getloadavg()]}
+    document["machine"] = {
+        **facts,
+        "loadavg_start": loadavg_start,
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+    }
     return document
 
 
