@@ -55,7 +55,7 @@ class Profile:
     reads_queries: int = 2_000
     reads_settle_s: float = 300.0
 
-    drain_timeout_s: float = 180.0
+    drain_timeout_s: float = 300.0
 
     def replace(self, **changes: Any) -> Profile:
         return dataclasses.replace(self, **changes)
