@@ -8,9 +8,10 @@ does) and each rate, sends go out open-loop on a fixed schedule for
 ``latency_duration_s``: message i is due at t0 + i/rate, and its latency runs
 from that due time (not from when the bench got round to sending it) to the
 push frame arriving, so a bench or gateway that falls behind shows up in the
-figures instead of hiding. A run whose sends fell behind the schedule, failed,
-or whose pushes did not all arrive is marked not sustained; one whose sends
-fell MAX_BEHIND_S behind stops there (the rest are counted as abandoned).
+figures instead of hiding. A run that sent less than 95% of the offered rate,
+had sends fail, or whose pushes did not all arrive is marked not sustained;
+one whose sends fell MAX_BEHIND_S behind stops there (the rest are counted as
+abandoned).
 """
 
 from __future__ import annotations
@@ -334,12 +335,11 @@ async def _arrived(run: Run) -> bool:
 def _result(run: Run, usage: dict[str, Any], *, via: str, rate: int, pulls: int) -> dict[str, Any]:
     count, sending_s = run.sent, run.sending_s
     achieved = count / sending_s if sending_s > 0 else None
-    ordered = sorted(run.slips)
     missing = count - len(run.arrived)
     sustained = (
         achieved is not None
         and achieved >= 0.95 * rate
-        and stats.percentile(ordered, 99) < 0.1
+        and len(run.due) == count
         and run.error_count == 0
         and missing == 0
     )

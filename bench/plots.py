@@ -44,7 +44,7 @@ def latency_cdf(latency: Document | None, reads: Document | None, path: Path) ->
         ax.set_ylabel("fraction of requests")
         ax.grid(True, which="both", alpha=0.3)
         ax.axvline(100 if ax is axes[0] else 20, color="grey", linestyle="--", linewidth=0.8)
-        if ax.has_data():
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

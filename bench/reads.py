@@ -66,7 +66,7 @@ def message_columns(first: int, count: int, per: int, text: str, now_ms: int) ->
     return [
         [conversation(k) for k in range(first, first + count) for _ in range(per)],
         seqs,
-        [s + 1 for s in seqs],  # event 1 of each conversation is its creation
+        [s + 2 for s in seqs],  # events 1 and 2 of each conversation: creation, join
         [uuid.UUID(int=base + i + 1) for i in range(rows)],
         [user(2 * k + s % 2) for k, s in zip(ks, seqs, strict=True)],
         [f"m{base + i}" for i in range(rows)],
@@ -107,17 +107,22 @@ def sync_columns(
 
 
 def membership_columns(first: int, count: int, now_ms: int) -> list[list[Any]]:
+    """Conversation k: user 2k created it (event 1), user 2k+1 joined (event 2).
+
+    Two events, not one creation naming both: on this schema a creation's rows
+    share their key (conversation_id, event_no), and a merge folds them into
+    one, leaving the other member unable to read (see the issue note)."""
+    rows = 2 * count
     ks = [k for k in range(first, first + count) for _ in range(2)]
-    rows = len(ks)
     at = now_ms - HISTORY_DAYS * DAY_S * 1000
     return [
         [conversation(k) for k in ks],
-        [1] * rows,
+        [1 + i % 2 for i in range(rows)],
         [user(2 * k + i % 2) for i, k in enumerate(ks)],
         ["join"] * rows,
         [user(2 * k) for k in ks],
         [0] * rows,
-        [uuid.UUID(int=k + 1) for k in ks],
+        [uuid.UUID(int=2 * k + i % 2 + 1) for i, k in enumerate(ks)],
         [at] * rows,
         [at // 1000] * rows,
     ]

@@ -21,7 +21,8 @@ from bench.tables import Table, cpu_table, memory_table, num, other_load, profil
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
-SCENARIOS = ("baseline", "throughput", "fanout", "latency", "reads", "analytics")
+SCENARIOS = ("baseline", "throughput", "fanout", "latency", "reads")
+ANALYTICS = "analytics.json"  # written by bench/analytics.py (another branch), in its own shape
 
 
 def load(results: Path) -> dict[str, Document]:
@@ -46,7 +47,9 @@ def write(results: Path, markdown: Path, analytics: ModuleType | None = None) ->
     }
     link = markdown.parent.resolve()
     images = {name: _relative(results / name, link) for name, drawn_ok in drawn.items() if drawn_ok}
-    text = render(docs, images, analytics, previous=_read(markdown))
+    extra = results / ANALYTICS
+    analytics_doc = orjson.loads(extra.read_bytes()) if extra.exists() else None
+    text = render(docs, images, analytics, analytics_doc, previous=_read(markdown))
     markdown.write_text(text, encoding="utf-8")
     log.info("wrote %s", markdown)
 
@@ -55,6 +58,7 @@ def render(
     docs: dict[str, Document],
     images: dict[str, str],
     analytics: ModuleType | None = None,
+    analytics_doc: Document | None = None,
     previous: str = "",
 ) -> str:
     out = [
@@ -74,7 +78,7 @@ def render(
         *_latency(docs.get("latency"), images),
         *_reads(docs.get("reads")),
         *_costs(docs),
-        *_analytics(docs.get("analytics"), analytics, previous),
+        *_analytics(analytics_doc, analytics, previous),
         *_failures(docs),
     ]
     return "\n".join(out).rstrip() + "\n"
@@ -362,7 +366,7 @@ def _analytics(doc: Document | None, module: ModuleType | None, previous: str) -
     ``markdown`` when it has one, else the section already in the page is kept."""
     if doc is not None and module is not None and callable(getattr(module, "markdown", None)):
         try:
-            body = module.markdown(doc.get("result", doc).get("timings", doc))
+            body = module.markdown(doc.get("timings", doc))
         except (KeyError, TypeError, AttributeError) as exc:
             body = f"(could not render analytics.json: {exc!r})"
         return ["## Analytics", "", str(body), ""]

@@ -104,7 +104,8 @@ async def run(
     for name in names:
         log.info("scenario %s ...", name)
         document = await _scenario(ctx, name, run_id, facts)
-        _write(results / f"{name}.json", document)
+        if name != "analytics":  # it writes bench/results/analytics.json itself
+            _write(results / f"{name}.json", document)
         written[name] = document
         log.info("scenario %s: %s in %.0fs", name, document["status"], document["duration_s"])
     if markdown is not None:

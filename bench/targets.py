@@ -97,8 +97,6 @@ def _why(run: dict[str, Any]) -> str:
     reasons = []
     if (run.get("achieved_per_s") or 0) < 0.95 * run["offered_per_s"]:
         reasons.append(f"achieved {run.get('achieved_per_s') or 0:,.0f}/s")
-    if (run["schedule_slip"].get("p99_ms") or 0) >= 100:
-        reasons.append(f"sends p99 {run['schedule_slip']['p99_ms']:,.0f} ms late")
     if run["send_errors"]:
         reasons.append(f"{run['send_errors']} send errors")
     if run.get("abandoned"):
