@@ -39,7 +39,11 @@ def latency_cdf(latency: Document | None, reads: Document | None, path: Path) ->
     axes[1].set_title(f"reads with {rows:,} messages stored" if rows else "reads")
     for ax in axes:
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        low, high = ax.get_xlim()
+        if low > 0 and high / low < 30:  # under ~1.5 decades: label the minor ticks too
+            ax.xaxis.set_minor_formatter(plain)
         ax.set_xlabel("latency (ms, log scale)")
         ax.set_ylabel("fraction of requests")
         ax.grid(True, which="both", alpha=0.3)
