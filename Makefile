@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint up down status logs clean
+.PHONY: demo test lint bench up down status logs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)  ## start the stack and show the pipeline working
 
 test: $(STAMP)  ## start the stack (or reuse it) and run every test
 	$(BIN)/pytest
+
+bench: $(STAMP)  ## throughput, latency, fan-out and reads against the raw broker
+	$(BIN)/imstream up
+	$(BIN)/imstream bench -- --profile full
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

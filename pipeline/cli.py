@@ -169,6 +169,12 @@ def _add_maintenance(add: Adder) -> None:
         "replay the log into the ClickHouse tables: the roaming store from im.timeline, the "
         "sync tables from im.inbox; only into a database with no such data, unless --replace",
     )
+    bench = add(
+        "bench",
+        commands.bench,
+        "run the benchmarks (python -m bench; `imstream bench -- --help` lists its options)",
+    )
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="passed to python -m bench")
     rebuild.add_argument("--into", metavar="DATABASE", help="rebuild into this database")
     rebuild.add_argument(
         "--replace",

@@ -82,7 +82,12 @@ class ClickHouse:
         column: cheaper for the driver than rows, and never inline VALUES (which
         hang clickhouse-driver)."""
         if rows:
-            await self.execute(sql, list(zip(*rows, strict=True)), columnar=True)
+            await self.insert_columns(sql, list(zip(*rows, strict=True)))
+
+    async def insert_columns(self, sql: str, columns: Sequence[Sequence[Any]]) -> None:
+        """INSERT data already laid out column by column."""
+        if columns and len(columns[0]):
+            await self.execute(sql, columns, columnar=True)
 
     def close(self) -> None:
         for _ in range(self._size):

@@ -60,6 +60,13 @@ def token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def bench(settings: Settings, args: argparse.Namespace) -> int:
+    from bench import runner
+
+    options = [o for o in args.options if o != "--"]
+    return runner.main(options)
+
+
 def demo(settings: Settings, args: argparse.Namespace) -> int:
     from agents import demo as agents_demo
 
