@@ -87,6 +87,6 @@ def test_the_analytics_section_is_kept_or_rendered_by_its_module() -> None:
     kept = report.render({}, {}, previous=previous)
     assert "## Analytics\n\n| q | ms |" in kept
     assert "## Other" not in kept
-    module = types.SimpleNamespace(markdown=lambda timings: f"{len(timings)} timings")
+    module = types.SimpleNamespace(markdown=lambda doc: f"{len(doc['timings'])} timings")
     rendered = report.render({}, {}, module, {"timings": [1, 2]})  # type: ignore[arg-type]
     assert "## Analytics\n\n2 timings" in rendered
