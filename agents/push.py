@@ -58,7 +58,7 @@ class PushAgent:
     async def _follow_presence(self, stopping: asyncio.Event) -> None:
         spec = self.topics.presence
         tps = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
-        consumer = kafka.consumer(self.settings, fetch_max_wait_ms=50)
+        consumer = kafka.consumer(self.settings)
         consumer.assign(tps)
         await consumer.start()
         try:
@@ -78,7 +78,6 @@ class PushAgent:
             group_id=self.group_id,
             enable_auto_commit=True,
             auto_offset_reset="latest",
-            fetch_max_wait_ms=5,
         )
         producer = kafka.producer(self.settings, acks=1, enable_idempotence=False, linger_ms=0)
         await producer.start()

@@ -69,7 +69,6 @@ class ClickHouseSink(Generic[R]):
             self.settings,
             group_id=self.group_id,
             max_poll_records=self.settings.pipeline.sink_batch_max_records,
-            fetch_max_wait_ms=max(self.settings.pipeline.batch_linger_ms, 50),
         )
         consumer.subscribe([self.topic.name], listener=_Listener(self))
         self._consumer = consumer

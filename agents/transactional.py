@@ -106,7 +106,6 @@ class TransactionalStage:
             self.settings,
             group_id=self.group_id,
             max_poll_records=self.settings.pipeline.batch_max_records,
-            fetch_max_wait_ms=self.settings.pipeline.batch_linger_ms,
         )
         self._consumer.subscribe([self.spec.input.name], listener=_Listener(self))
         await self._consumer.start()

@@ -54,7 +54,6 @@ class CopyLoop:
             self.source,
             group_id=self.group,
             max_poll_records=self.settings.pipeline.batch_max_records,
-            fetch_max_wait_ms=self.settings.pipeline.batch_linger_ms,
         )
         await self.consumer.start()
         try:

@@ -7,6 +7,7 @@ page, from any device, at any age; anyone else gets AccessDeniedError.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -57,6 +58,11 @@ async def members(store: ClickHouse, conversation_id: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+async def _head(store: ClickHouse, conversation_id: str) -> int:
+    rows = await store.execute(queries.HISTORY_HEAD, {"conversation_id": conversation_id})
+    return int(rows[0][0]) if rows else 0
+
+
 async def page(
     store: ClickHouse,
     conversation_id: str,
@@ -69,10 +75,14 @@ async def page(
         raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
     if before is not None and before < 1:
         raise ValidationError("'before' must be a seq >= 1")
-    await require_member(store, conversation_id, user_id)
-    head_rows = await store.execute(queries.HISTORY_HEAD, {"conversation_id": conversation_id})
-    head = int(head_rows[0][0]) if head_rows else 0
-    high = head if before is None else min(before - 1, head)
+    if before is None:  # the newest page starts at the head: ask both at once
+        _, head = await asyncio.gather(
+            require_member(store, conversation_id, user_id), _head(store, conversation_id)
+        )
+        high = head
+    else:  # an older page is the seqs below ``before``: no head needed
+        await require_member(store, conversation_id, user_id)
+        high = before - 1
     if high < 1:
         return HistoryPage([], None)
     low = max(1, high - limit + 1)

@@ -53,6 +53,7 @@ def consumer(settings: Settings, *topics: str, **overrides: Any) -> AIOKafkaCons
         "isolation_level": "read_committed",
         "request_timeout_ms": settings.kafka.request_timeout_ms,
         "max_partition_fetch_bytes": PRODUCER_MAX_BYTES,
+        "fetch_max_wait_ms": settings.kafka.fetch_max_wait_ms,
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)

@@ -28,6 +28,10 @@ class KafkaSettings:
     bootstrap: str = "127.0.0.1:9092"
     request_timeout_ms: int = 30_000
     transaction_timeout_ms: int = 30_000
+    fetch_max_wait_ms: int = 250
+    """How long the broker holds a fetch with nothing to return. New records are
+    returned at once whatever this is (fetch.min.bytes is 1): it only sets how often
+    an idle consumer asks again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +61,6 @@ class PipelineSettings:
     max_body_bytes: int = 32_768
     max_group_size: int = 10_000
     batch_max_records: int = 2_000
-    batch_linger_ms: int = 5
     sink_batch_max_records: int = 20_000
     sink_linger_ms: int = 200
     sink_retry_max_s: float = 5.0

@@ -205,9 +205,7 @@ class Gateway:
 
     async def _receive_pushes(self) -> None:
         tp = TopicPartition(self.push_topic.name, 0)
-        consumer = kafka.consumer(
-            self.settings, isolation_level="read_uncommitted", fetch_max_wait_ms=5
-        )
+        consumer = kafka.consumer(self.settings, isolation_level="read_uncommitted")
         consumer.assign([tp])
         await consumer.start()
         try:

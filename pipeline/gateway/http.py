@@ -23,6 +23,8 @@ from pipeline.producer import Ack, Producer, direct_conversation_id
 from pipeline.settings import Settings
 
 MEMBERSHIP_GRACE_S = 1.0  # the store may still be writing a just-made change
+MEMBER_CACHE_S = 10.0
+MEMBER_CACHE_SIZE = 100_000
 
 
 def identity(request: web.Request) -> Identity:
@@ -81,6 +83,7 @@ class HttpApi:
         self.settings = settings
         self.store = store
         self.producer = producer
+        self._members: dict[tuple[str, str], float] = {}  # (conversation, user) -> valid until
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -209,7 +212,12 @@ class HttpApi:
         return _json({"devices": cursors})
 
     async def _require_member(self, conversation_id: str, user_id: str) -> None:
+        """Members only. A yes is remembered for MEMBER_CACHE_S (a send must not cost a
+        query): the sequencer still refuses a sender who left meanwhile."""
         loop = asyncio.get_running_loop()
+        key = (conversation_id, user_id)
+        if self._members.get(key, 0.0) > loop.time():
+            return
         deadline = loop.time() + MEMBERSHIP_GRACE_S
         while not await history.is_member(self.store, conversation_id, user_id):
             if loop.time() > deadline:
@@ -217,6 +225,9 @@ class HttpApi:
                     f"{user_id} is not a member of conversation {conversation_id}"
                 )
             await asyncio.sleep(0.1)
+        if len(self._members) > MEMBER_CACHE_SIZE:
+            self._members.clear()
+        self._members[key] = loop.time() + MEMBER_CACHE_S
 
     async def _require_new(self, conversation_id: str) -> None:
         rows = await self.store.execute(queries.CONVERSATION, {"conversation_id": conversation_id})
