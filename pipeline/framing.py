@@ -51,6 +51,7 @@ class EventCache:
         self.limits = limits
         self.size = size
         self._events: dict[bytes, TimelineEvent] = {}
+        self._users: dict[bytes, str] = {}
         self.hits = 0
 
     def timeline(self, raw: bytes) -> TimelineEvent:
@@ -64,13 +65,23 @@ class EventCache:
         self._events[raw] = event
         return event
 
+    def user(self, raw: bytes) -> str:
+        """A user id, checked once (the same receivers come back again and again)."""
+        user = self._users.get(raw)
+        if user is None:
+            user = _user(raw)
+            if len(self._users) >= self.size * 16:
+                self._users.clear()
+            self._users[raw] = user
+        return user
+
     def delivery(self, raw: bytes | None) -> tuple[Delivery, bytes]:
         """The delivery and its event's bytes; EventError if it is not one."""
         match = DELIVERY.fullmatch(raw) if raw else None
         if match is not None:
             try:
                 event = self.timeline(match[2])
-                user = _user(match[1])
+                user = self.user(match[1])
             except EventError:
                 pass  # let the slow path say exactly what is wrong
             else:
@@ -83,7 +94,7 @@ class EventCache:
         if match is not None:
             try:
                 event = self.timeline(match[4])
-                user, sync_seq, ts_ms = _user(match[1]), int(match[2]), int(match[3])
+                user, sync_seq, ts_ms = self.user(match[1]), int(match[2]), int(match[3])
             except EventError:
                 pass
             else:
