@@ -33,6 +33,7 @@ class SequencerProcessor:
             state,
             dedupe_window_ms=settings.pipeline.dedupe_window_s * 1000,
             max_group_size=settings.pipeline.max_group_size,
+            read_diffusion_threshold=settings.pipeline.read_diffusion_threshold,
         )
         self.duplicates = 0
 

@@ -6,7 +6,10 @@ accepted and who was a member when, and verifies in ClickHouse that
 * every conversation's seqs are dense (1..n) in log order, each event once;
 * every accepted message is in its conversation's history exactly once, at its seq;
 * every user's sync timeline is dense (1..m) and holds exactly one entry per
-  event they were a member for, in each conversation's order, nothing else;
+  event they were a member for, in each conversation's order, nothing else
+  (messages of a large group excepted from the event it became large: its
+  members read them from its storage timeline, see pipeline/diffusion.py);
+* a conversation, once large, stays large, and becomes large at a creation or a join;
 * every acknowledged send given by the caller is in the history exactly once.
 
 Copies of a row written twice by an at-least-once sink are folded, as every
@@ -27,7 +30,14 @@ from pipeline import kafka, queries
 from pipeline.clickhouse import ClickHouse
 from pipeline.diffusion import Fanout
 from pipeline.errors import EventError
-from pipeline.events import Limits, MessageSent, TimelineEvent, decode_timeline
+from pipeline.events import (
+    ConversationCreated,
+    Limits,
+    MemberJoined,
+    MessageSent,
+    TimelineEvent,
+    decode_timeline,
+)
 from pipeline.settings import Settings
 from pipeline.state import StateStore
 from pipeline.topics import catalogue
@@ -101,7 +111,9 @@ async def read_timeline(settings: Settings) -> dict[str, list[TimelineEvent]]:
 
 
 def expected_sync(timeline: dict[str, list[TimelineEvent]]) -> dict[str, Counter[EntryKey]]:
-    """Per user, the (conversation, event_no) entries write diffusion owes them."""
+    """Per user, the (conversation, event_no) entries their sync timeline owes them:
+    every event they were a member for, but a large group's messages and the
+    membership changes of its other members (the rules of pipeline/diffusion.py)."""
     owed: dict[str, Counter[EntryKey]] = defaultdict(Counter)
     fanout = Fanout(StateStore())
     for conversation_id, events in timeline.items():
@@ -121,7 +133,21 @@ def check_timeline(timeline: dict[str, list[TimelineEvent]], report: Report) -> 
         if seqs != list(range(1, len(seqs) + 1)):
             report.out_of_order.append(f"timeline {conversation_id}: seqs not dense in log order")
         seen.update(e.command.event_id for e in events)
+        _check_large(conversation_id, events, report)
     report.duplicated += [f"event {e} accepted {n} times" for e, n in seen.items() if n > 1]
+
+
+def _check_large(conversation_id: str, events: list[TimelineEvent], report: Report) -> None:
+    flags = [e.large for e in events]
+    if True not in flags:
+        return
+    switch = flags.index(True)
+    if not all(flags[switch:]):
+        report.out_of_order.append(f"timeline {conversation_id}: large, then not large")
+    if not isinstance(events[switch].command, ConversationCreated | MemberJoined):
+        report.out_of_order.append(
+            f"timeline {conversation_id}: large from event {switch + 1}, not a creation or join"
+        )
 
 
 async def check_history(

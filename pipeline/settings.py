@@ -55,6 +55,8 @@ class PipelineSettings:
     dedupe_window_s: int = 3_600
     max_body_bytes: int = 32_768
     max_group_size: int = 10_000
+    read_diffusion_threshold: int = 2_000
+    """A group with more members than this is read diffused (sticky); 0: never."""
     batch_max_records: int = 2_000
     batch_linger_ms: int = 5
     sink_batch_max_records: int = 20_000
@@ -159,6 +161,10 @@ class Settings:
             (self.pipeline.sync_retention_days >= 1, "PIPELINE_SYNC_RETENTION_DAYS must be >= 1"),
             (self.pipeline.dedupe_window_s >= 0, "PIPELINE_DEDUPE_WINDOW_S must be >= 0"),
             (self.pipeline.max_body_bytes >= 1, "PIPELINE_MAX_BODY_BYTES must be >= 1"),
+            (
+                self.pipeline.read_diffusion_threshold >= 0,
+                "PIPELINE_READ_DIFFUSION_THRESHOLD must be >= 0",
+            ),
             (self.pipeline.batch_max_records >= 1, "PIPELINE_BATCH_MAX_RECORDS must be >= 1"),
             (self.gateway.push_queue_size >= 1, "GATEWAY_PUSH_QUEUE_SIZE must be >= 1"),
             (":" in self.kafka.bootstrap, "KAFKA_BOOTSTRAP must be host:port[,host:port]"),
