@@ -26,7 +26,6 @@ from pipeline import sync_timeline
 from pipeline.clickhouse import ClickHouse
 from pipeline.errors import EventError, StoreUnavailableError
 from pipeline.events import InboxEntry, decode_delivery, decode_inbox, encode_inbox, limits_from
-from pipeline.queries import INSERT_SYNC_HEADS, INSERT_SYNC_TIMELINE
 from pipeline.rows import SyncRows
 from pipeline.settings import Settings
 from pipeline.state import StateStore
@@ -80,8 +79,8 @@ async def write_entries(store: ClickHouse, entries: list[InboxEntry]) -> None:
     rows = SyncRows()
     for entry in entries:
         rows.add(entry)
-    await store.insert(INSERT_SYNC_TIMELINE.sql, rows.timeline)
-    await store.insert(INSERT_SYNC_HEADS.sql, rows.head_rows())
+    for insert, values in rows.inserts():
+        await store.insert(insert.sql, values)
 
 
 def store_sink(settings: Settings, topics: Topics) -> ClickHouseSink[InboxEntry]:

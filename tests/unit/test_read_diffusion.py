@@ -1,4 +1,4 @@
-"""Fan-out under read diffusion (pure logic, no broker)."""
+"""Read diffusion's pure logic: fan-out, membership periods, group pages (no broker)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pipeline.events import (
     TimelineEvent,
     new_event_id,
 )
+from pipeline.history import StoredMessage
+from pipeline.large_groups import Period, contiguous, periods, window
 from pipeline.state import StateStore
 
 
@@ -78,3 +80,33 @@ def test_small_conversations_are_written_as_before() -> None:
     assert f.recipients(event(created("alice", "bob"), 1, 0)) == ["alice", "bob"]
     assert f.recipients(event(joined("carol"), 2, 0)) == ["alice", "bob", "carol"]
     assert f.recipients(event(msg("carol"), 3, 1)) == ["alice", "bob", "carol"]
+
+
+def test_periods_start_at_the_switch_or_the_join_and_end_at_the_leave() -> None:
+    # joined at seq 3, the group became large at seq 10: reading starts after 10
+    assert periods([(2, "join", 3)], large_seq=10) == [Period(10, None)]
+    # joined after the switch: after its own seq
+    assert periods([(20, "join", 15)], large_seq=10) == [Period(15, None)]
+    # joined, left (before the switch: nothing to read), came back, left, came back
+    rows = [(1, "join", 0), (4, "leave", 6), (12, "join", 14), (15, "leave", 18), (30, "join", 25)]
+    assert periods(rows, large_seq=10) == [Period(14, 18), Period(25, None)]
+    # left right after the switch, no message in between: nothing to read
+    assert periods([(1, "join", 0), (11, "leave", 10)], large_seq=10) == []
+
+
+def test_a_device_reads_each_period_in_turn_and_skips_the_time_between() -> None:
+    found = [Period(14, 18), Period(25, None)]
+    assert window(found, None) == (14, 18)  # a new device starts at the first
+    assert window(found, 16) == (16, 18)
+    assert window(found, 18) == (25, None)  # done with the first: on to the next
+    assert window(found, 40) == (40, None)
+    assert window([Period(14, 18)], 18) is None  # left, and read up to the leave
+    assert window([Period(14, 18)], 3) == (14, 18)  # never before the period
+
+
+def test_a_group_page_stops_before_a_hole() -> None:
+    def stored(seq: int) -> StoredMessage:
+        return StoredMessage("c1", seq, "id", "alice", "m", "text/plain", "x", 0, 0)
+
+    assert [m.seq for m in contiguous(4, [stored(5), stored(6), stored(8)])] == [5, 6]
+    assert contiguous(4, [stored(6)]) == []
