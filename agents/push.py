@@ -6,6 +6,13 @@ entries on its first start); each entry whose user has devices on a gateway is
 copied, as it is, to that gateway's ``im.push.<gateway>``. Push is the fast
 path and best effort: the agent never waits on a gateway, and a device that
 misses an entry notices the gap in ``sync_seq`` and pulls.
+
+Large groups (read diffusion) have no sync entries for their messages: the
+agent also reads ``im.timeline`` (its own consumer group, from the newest
+records) and copies every event of a large group, in log order, to every live
+gateway, with the header ``imstream.kind: timeline``. Each gateway knows which
+of its connected users are members (pipeline/gateway/groups.py) and pushes the
+messages to them only.
 """
 
 from __future__ import annotations
@@ -21,10 +28,18 @@ from aiokafka.errors import KafkaError
 from pipeline import kafka
 from pipeline.presence import PresenceTable
 from pipeline.settings import Settings
-from pipeline.topics import catalogue
+from pipeline.topics import PUSH_KIND_HEADER, PUSH_KIND_TIMELINE, catalogue
 
 log = logging.getLogger(__name__)
 TOPIC_RECHECK_S = 10.0
+# orjson writes the flag exactly so, and only as the key of a large event (inside a
+# string a quote is escaped); a false positive would only cost the gateway a decode
+LARGE_MARK = b'"large":true'
+
+
+def is_large(value: bytes | None) -> bool:
+    """Whether a timeline record is an event of a large group (without decoding it)."""
+    return value is not None and LARGE_MARK in value
 
 
 class PushAgent:
@@ -35,20 +50,32 @@ class PushAgent:
         self.presence = PresenceTable()
         self.pushed = 0
         self._partitions: list[int] = []
+        self._broadcast_partitions: list[int] = []
         self._topic_ok: dict[str, tuple[bool, float]] = {}
 
     def status(self) -> dict[str, Any]:
-        now = int(time.time() * 1000)
-        live = [g for g, s in self.presence.gateways.items() if now - s.seen_ms <= 20_000]
-        return {"partitions": self._partitions, "pushed": self.pushed, "gateways": sorted(live)}
+        live = self.presence.live(_now_ms())
+        return {
+            "partitions": self._partitions,
+            "broadcast_partitions": self._broadcast_partitions,
+            "pushed": self.pushed,
+            "gateways": live,
+        }
 
     async def run(self, stopping: asyncio.Event) -> None:
         follow = asyncio.create_task(self._follow_presence(stopping))
+        loops = [
+            asyncio.create_task(self._push(stopping)),
+            asyncio.create_task(self._broadcast(stopping)),
+        ]
         try:
-            await self._push(stopping)
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a loop that failed fails the agent
         finally:
-            follow.cancel()
-            await asyncio.gather(follow, return_exceptions=True)
+            for task in (follow, *loops):
+                task.cancel()
+            await asyncio.gather(follow, *loops, return_exceptions=True)
 
     async def _follow_presence(self, stopping: asyncio.Event) -> None:
         spec = self.topics.presence
@@ -93,14 +120,50 @@ class PushAgent:
                                 sends.append(
                                     await producer.send(topic, record.value, key=record.key)
                                 )
-                for result in await asyncio.gather(*sends, return_exceptions=True):
-                    if isinstance(result, BaseException):
-                        log.warning("push: a send failed (best effort): %r", result)
-                    else:
-                        self.pushed += 1
+                await self._settle(sends)
         finally:
             await consumer.stop()
             await producer.stop()
+
+    async def _broadcast(self, stopping: asyncio.Event) -> None:
+        """Every event of a large group, in log order, to every live gateway."""
+        consumer = kafka.consumer(
+            self.settings,
+            self.topics.timeline.name,
+            group_id=self.group_id + "-groups",
+            enable_auto_commit=True,
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=5,
+        )
+        producer = kafka.producer(self.settings, acks=1, enable_idempotence=False, linger_ms=0)
+        await producer.start()
+        await consumer.start()
+        headers = [(PUSH_KIND_HEADER, PUSH_KIND_TIMELINE)]
+        try:
+            while not stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=2_000)
+                self._broadcast_partitions = sorted(tp.partition for tp in consumer.assignment())
+                large = [r for records in batch.values() for r in records if is_large(r.value)]
+                if not large:
+                    continue
+                topics = [self.topics.push(g).name for g in self.presence.live(_now_ms())]
+                topics = [t for t in topics if await self._topic_exists(producer, t)]
+                sends = [
+                    await producer.send(topic, record.value, key=record.key, headers=headers)
+                    for record in large
+                    for topic in topics
+                ]
+                await self._settle(sends)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    async def _settle(self, sends: list[asyncio.Future[Any]]) -> None:
+        for result in await asyncio.gather(*sends, return_exceptions=True):
+            if isinstance(result, BaseException):
+                log.warning("push: a send failed (best effort): %r", result)
+            else:
+                self.pushed += 1
 
     async def _topic_exists(self, producer: AIOKafkaProducer, topic: str) -> bool:
         """Whether a gateway's push topic exists (cached; a gone gateway never blocks us)."""
@@ -114,3 +177,7 @@ class PushAgent:
             exists = False
         self._topic_ok[topic] = (exists, now)
         return exists
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

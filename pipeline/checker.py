@@ -10,6 +10,8 @@ accepted and who was a member when, and verifies in ClickHouse that
   (messages of a large group excepted from the event it became large: its
   members read them from its storage timeline, see pipeline/diffusion.py);
 * a conversation, once large, stays large, and becomes large at a creation or a join;
+* what pulls read large groups by (large_groups, membership_by_user) gives every
+  user exactly the read-diffused periods of membership the log gives them;
 * every acknowledged send given by the caller is in the history exactly once.
 
 Copies of a row written twice by an at-least-once sink are folded, as every
@@ -34,16 +36,19 @@ from pipeline.events import (
     ConversationCreated,
     Limits,
     MemberJoined,
+    MemberLeft,
     MessageSent,
     TimelineEvent,
     decode_timeline,
 )
+from pipeline.large_groups import MembershipRow, Period, periods
 from pipeline.settings import Settings
 from pipeline.state import StateStore
 from pipeline.topics import catalogue
 
 MAX_LISTED = 20
 EntryKey = tuple[str, int]  # (conversation_id, event_no)
+Reader = tuple[str, str]  # (user_id, conversation_id)
 
 
 @dataclass
@@ -52,6 +57,7 @@ class Report:
     messages: int = 0
     users: int = 0
     sync_entries: int = 0
+    large_groups: int = 0
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     out_of_order: list[str] = field(default_factory=list)
@@ -64,7 +70,8 @@ class Report:
     def summary(self) -> str:
         head = (
             f"{self.conversations} conversations, {self.messages} messages, {self.users} users, "
-            f"{self.sync_entries} sync entries: {len(self.lost)} lost, "
+            f"{self.sync_entries} sync entries, {self.large_groups} large groups: "
+            f"{len(self.lost)} lost, "
             f"{len(self.duplicated)} duplicated, {len(self.out_of_order)} out of order, "
             f"{len(self.unexpected)} unexpected"
         )
@@ -209,6 +216,51 @@ def _check_user(
         last[conversation_id] = event_no
 
 
+def expected_periods(timeline: dict[str, list[TimelineEvent]]) -> dict[Reader, list[Period]]:
+    """Per (user, large group), the periods of membership the log gives them."""
+    found: dict[Reader, list[Period]] = {}
+    for conversation_id, events in timeline.items():
+        switch = next((e for e in events if e.large), None)
+        if switch is None:
+            continue
+        rows: dict[str, list[MembershipRow]] = defaultdict(list)
+        for event in events:
+            c = event.command
+            if isinstance(c, ConversationCreated):
+                for member in c.members:
+                    rows[member].append((event.event_no, "join", event.seq))
+            elif isinstance(c, MemberJoined | MemberLeft):
+                action = "join" if isinstance(c, MemberJoined) else "leave"
+                rows[c.user_id].append((event.event_no, action, event.seq))
+        for user, changes in rows.items():
+            if found_periods := periods(changes, switch.seq):
+                found[(user, conversation_id)] = found_periods
+    return found
+
+
+async def check_groups(
+    store: ClickHouse, timeline: dict[str, list[TimelineEvent]], report: Report
+) -> None:
+    owed = expected_periods(timeline)
+    large = {c: int(seq) for c, _, seq in await store.execute(queries.CHECK_LARGE_GROUPS)}
+    rows: dict[Reader, list[MembershipRow]] = defaultdict(list)
+    for user, conv, event_no, action, after_seq in await store.execute(
+        queries.CHECK_LARGE_MEMBERSHIP
+    ):
+        rows[(user, conv)].append((int(event_no), str(action), int(after_seq)))
+    got = {  # a group stored as large between the two reads is seen next time
+        key: found
+        for key, r in rows.items()
+        if key[1] in large and (found := periods(r, large[key[1]]))
+    }
+    for key in sorted(set(owed) | set(got)):
+        if key not in got:
+            report.lost.append(f"groups {key}: periods {owed[key]} not readable")
+        elif owed.get(key) != got[key]:
+            report.unexpected.append(f"groups {key}: periods {got[key]}, owed {owed.get(key)}")
+    report.large_groups = len(large)
+
+
 def check_acknowledged(
     acked: Iterable[str], where: dict[str, tuple[str, int]], report: Report
 ) -> None:
@@ -228,6 +280,7 @@ async def check(settings: Settings, acknowledged: Iterable[str] = ()) -> Report:
     try:
         where = await check_history(store, timeline, report)
         await check_sync(store, timeline, report)
+        await check_groups(store, timeline, report)
     finally:
         store.close()
     check_acknowledged(acknowledged, where, report)

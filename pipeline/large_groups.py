@@ -123,6 +123,23 @@ async def memberships(store: ClickHouse, user_id: str) -> dict[str, list[Period]
     return {conv: p for conv, p in found.items() if p}
 
 
+async def membership_states(store: ClickHouse, user_id: str) -> dict[str, tuple[bool, int]]:
+    """Per large group the user has been in: (a member now?, the event_no this is exact
+    as of). The heads are read first: every event up to a head is stored, so the
+    membership rows read after them are complete at least up to it."""
+    large = await store.execute(queries.USER_LARGE_GROUPS, {"user_id": user_id})
+    if not large:
+        return {}
+    convs = {"conversation_ids": tuple(conv for conv, _, _ in large)}
+    heads = {c: int(e) for c, _, e in await store.execute(queries.LARGE_GROUP_HEADS, convs)}
+    rows = await store.execute(queries.USER_MEMBERSHIP_IN, {"user_id": user_id, **convs})
+    last = {conv: (action == "join", int(event_no)) for conv, event_no, action, _ in rows}
+    return {
+        conv: (member, max(event_no, heads.get(conv, 0)))
+        for conv, (member, event_no) in last.items()
+    }
+
+
 async def pages(
     store: ClickHouse, user_id: str, device_id: str, given: Mapping[str, int], limit: int
 ) -> list[GroupPage]:

@@ -82,6 +82,9 @@ class PresenceTable:
         else:
             entry.users.pop(user, None)
 
+    def live(self, now_ms: int) -> list[str]:
+        return sorted(n for n, g in self.gateways.items() if now_ms - g.seen_ms <= self.stale_ms)
+
     def gateways_of(self, user: str, now_ms: int) -> list[str]:
         return [
             name

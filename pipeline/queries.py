@@ -229,6 +229,21 @@ GROUP BY user_id, sync_seq
 ORDER BY user_id, sync_seq
 """
 
+# where every large group became large, and its members' membership changes
+CHECK_LARGE_GROUPS = """
+SELECT conversation_id, min(event_no), argMin(seq, event_no)
+FROM large_groups
+GROUP BY conversation_id
+"""
+
+CHECK_LARGE_MEMBERSHIP = """
+SELECT user_id, conversation_id, event_no, action, after_seq
+FROM membership_by_user
+WHERE conversation_id IN (SELECT conversation_id FROM large_groups)
+ORDER BY user_id, conversation_id, event_no
+LIMIT 1 BY user_id, conversation_id, event_no
+"""
+
 # ------------------------------------------------------------------ analytics reports
 # They read the rollups of migration 0003, grouped by each rollup's key (parts
 # not merged yet fold at read); see 0003_rollups.sql for why a replayed batch
@@ -345,6 +360,8 @@ STATEMENTS = {
     "USER_GROUP_CURSORS": USER_GROUP_CURSORS,
     "CHECK_HISTORY": CHECK_HISTORY,
     "CHECK_SYNC": CHECK_SYNC,
+    "CHECK_LARGE_GROUPS": CHECK_LARGE_GROUPS,
+    "CHECK_LARGE_MEMBERSHIP": CHECK_LARGE_MEMBERSHIP,
     "REPORT_DAILY_VOLUME": REPORT_DAILY_VOLUME,
     "REPORT_DAILY_SENDERS": REPORT_DAILY_SENDERS,
     "REPORT_PERIOD_SENDERS": REPORT_PERIOD_SENDERS,

@@ -103,6 +103,7 @@ async def test_a_group_that_grows_past_the_threshold_is_read_diffused(settings: 
         report = await converged(settings)
     assert report.ok, report.summary()
     assert report.messages == s.seqs["big"] + s.seqs["team"] == 20 + 25
+    assert report.large_groups == 1  # the checker compared every reader's periods too
 
     for user in USERS:
         entries = await pull_all(store, user)

@@ -45,6 +45,8 @@ EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "USER_GROUP_CURSORS": {"user_id": "alice"},
     "CHECK_HISTORY": {},
     "CHECK_SYNC": {},
+    "CHECK_LARGE_GROUPS": {},
+    "CHECK_LARGE_MEMBERSHIP": {},
     "REPORT_DAILY_VOLUME": PERIOD,
     "REPORT_DAILY_SENDERS": PERIOD,
     "REPORT_PERIOD_SENDERS": PERIOD,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline.checker import expected_periods, expected_sync
 from pipeline.diffusion import Fanout
 from pipeline.events import (
     ConversationCreated,
@@ -110,3 +111,23 @@ def test_a_group_page_stops_before_a_hole() -> None:
 
     assert [m.seq for m in contiguous(4, [stored(5), stored(6), stored(8)])] == [5, 6]
     assert contiguous(4, [stored(6)]) == []
+
+
+def test_the_checker_owes_no_entry_for_large_messages_and_owes_periods_instead() -> None:
+    events = [
+        event(created("alice", "bob"), 1, 0),
+        event(msg("bob"), 2, 1),
+        event(joined("carol"), 3, 1, large=True),
+        event(msg("carol"), 4, 2, large=True),
+        event(left("bob"), 5, 2, large=True),
+        event(msg("alice"), 6, 3, large=True),
+    ]
+    owed = expected_sync({"c1": events})
+    assert sorted(owed["alice"]) == [("c1", 1), ("c1", 2), ("c1", 3)]
+    assert sorted(owed["bob"]) == [("c1", 1), ("c1", 2), ("c1", 3), ("c1", 5)]
+    assert sorted(owed["carol"]) == [("c1", 3)]
+    assert expected_periods({"c1": events}) == {
+        ("alice", "c1"): [Period(1, None)],
+        ("bob", "c1"): [Period(1, 2)],
+        ("carol", "c1"): [Period(1, None)],
+    }

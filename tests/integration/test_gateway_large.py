@@ -1,0 +1,138 @@
+"""Large groups through the gateway: members online get their messages pushed,
+a dropped push is pulled, only members ever get them, and cursors are theirs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from pipeline.client import ApiClient, ApiError, SyncClient
+from pipeline.settings import Settings
+from tests.integration.test_gateway import PUSH_BOUND_S, _async, _member, start, token
+from tests.integration.test_read_diffusion import small_threshold
+from tests.support import eventually, gateway_process, running_worker
+
+MEMBERS = ["bob", "carol", "dave", "erin", "frank", "gina"]  # with alice: 7 > 5
+
+
+def seqs(client: SyncClient, conv: str = "big") -> list[int]:
+    return [m["seq"] for m in client.group_entries.get(conv, [])]
+
+
+def synced_messages(client: SyncClient, conv: str = "big") -> list[int]:
+    return [
+        e["seq"] for e in client.entries if e["conversation_id"] == conv and e["kind"] == "message"
+    ]
+
+
+async def test_online_members_get_large_group_messages_pushed(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = small_threshold(settings)
+    async with (
+        running_worker(settings) as worker,
+        gateway_process(settings, tmp_path / "gw.log") as gw,
+        aiohttp.ClientSession() as http,
+    ):
+        alice = ApiClient(gw.url, token(gw.settings, "alice", "phone"), http)
+        await alice.create_group("big", MEMBERS)  # large from its creation
+        await eventually(lambda: _member(alice, "big"), bool, within=30)
+        await eventually(
+            lambda: _async(bool(worker.agents["push"].status()["broadcast_partitions"])), bool
+        )
+        stopping = asyncio.Event()
+        bob = SyncClient(gw.url, token(gw.settings, "bob", "phone"), "phone")
+        lossy = SyncClient(
+            gw.url,
+            token(gw.settings, "carol", "phone"),
+            "phone",
+            push_filter=lambda m: m.get("seq", 1) % 3 != 0,  # drops every third group push
+        )
+        zed = SyncClient(gw.url, token(gw.settings, "zed", "phone"), "phone")  # not a member
+        tasks = [await start(c, stopping) for c in (bob, lossy, zed)]
+        await asyncio.sleep(1.0)  # presence reaches the push agent
+        pulls_before = lossy.pulls
+        latencies = []
+        for i in range(1, 21):
+            sent = time.monotonic()
+            await alice.send("big", f"m{i}")
+            await eventually(
+                lambda n=i: _async(seqs(bob)[-1:] == [n]),  # type: ignore[misc]
+                bool,
+                within=PUSH_BOUND_S,
+                every=0.005,
+            )
+            latencies.append(time.monotonic() - sent)
+        await eventually(lambda: _async(seqs(lossy) == list(range(1, 21))), bool, within=30)
+        stopping.set()
+        await asyncio.gather(*tasks)
+
+        assert max(latencies) < PUSH_BOUND_S, latencies
+        assert seqs(bob) == list(range(1, 21))  # in order, once each
+        assert bob.pushed_applied >= 15, bob.pushed_applied  # by push, not by pull
+        assert synced_messages(bob) == []  # none of them in the sync timeline
+        assert [e["kind"] for e in bob.entries] == ["created"]
+        assert bob.entries[0]["large"] is True
+        assert seqs(lossy) == list(range(1, 21))  # the dropped ones were pulled
+        assert lossy.pulls > pulls_before
+        assert zed.group_entries == {}
+        assert zed.entries == []
+
+        cursors = await eventually(
+            lambda: ApiClient(gw.url, bob.token, http).call("GET", "/v1/devices"),
+            lambda body: body["groups"] == {"phone": {"big": 20}},
+            within=10,
+        )
+        assert cursors["groups"] == {"phone": {"big": 20}}
+        with pytest.raises(ApiError) as refused:
+            await ApiClient(gw.url, zed.token, http).ack("phone", 0, {"big": 5})
+        assert refused.value.status == 403
+        page = await ApiClient(gw.url, bob.token, http).pull(0, 3, groups="big:15")
+        (group,) = page["groups"]
+        assert (group["after"], [m["seq"] for m in group["messages"]]) == (15, [16, 17, 18])
+        assert (group["head"], page["caught_up"]) == (20, False)
+        assert [m["body"] for m in group["messages"]] == ["m16", "m17", "m18"]
+
+
+async def test_pushes_follow_membership_a_joiner_starts_a_leaver_stops(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = small_threshold(settings)
+    async with (
+        running_worker(settings) as worker,
+        gateway_process(settings, tmp_path / "gw.log") as gw,
+        aiohttp.ClientSession() as http,
+    ):
+        alice = ApiClient(gw.url, token(gw.settings, "alice", "phone"), http)
+        await alice.create_group("big", MEMBERS)
+        await eventually(lambda: _member(alice, "big"), bool, within=30)
+        await eventually(
+            lambda: _async(bool(worker.agents["push"].status()["broadcast_partitions"])), bool
+        )
+        stopping = asyncio.Event()
+        bob = SyncClient(gw.url, token(gw.settings, "bob", "phone"), "phone")
+        henry = SyncClient(gw.url, token(gw.settings, "henry", "phone"), "phone")
+        tasks = [await start(c, stopping) for c in (bob, henry)]
+        await asyncio.sleep(1.0)
+        for i in range(1, 6):
+            await alice.send("big", f"m{i}")
+        await eventually(lambda: _async(seqs(bob) == [1, 2, 3, 4, 5]), bool, within=30)
+        await alice.join("big", "henry")  # henry reads after seq 5
+        await alice.leave("big", "bob")  # bob reads up to seq 5
+        await eventually(lambda: _async(len(henry.entries) == 1), bool, within=30)
+        pushed_to_bob = bob.pushed_applied
+        for i in range(6, 11):
+            await alice.send("big", f"m{i}")
+        await eventually(lambda: _async(seqs(henry) == [6, 7, 8, 9, 10]), bool, within=30)
+        await asyncio.sleep(1.0)  # time for anything wrongly pushed to bob to arrive
+        stopping.set()
+        await asyncio.gather(*tasks)
+    assert henry.pushed_applied >= 3  # live from his join on
+    assert seqs(bob) == [1, 2, 3, 4, 5]
+    assert bob.pushed_applied == pushed_to_bob
+    assert [(e["kind"], e["subject_id"], e["seq"]) for e in bob.entries][-1] == ("left", "bob", 5)
+    assert [(e["kind"], e["seq"], e["large"]) for e in henry.entries] == [("joined", 5, True)]
