@@ -96,6 +96,12 @@ async def test_online_members_get_large_group_messages_pushed(
         assert (group["after"], [m["seq"] for m in group["messages"]]) == (15, [16, 17, 18])
         assert (group["head"], page["caught_up"]) == (20, False)
         assert [m["body"] for m in group["messages"]] == ["m16", "m17", "m18"]
+        spec = await (await http.get(gw.url + "/openapi.json")).json()
+        schemas = spec["components"]["schemas"]
+        pulled = spec["paths"]["/v1/sync"]["get"]["responses"]["200"]["content"]
+        assert set(page) == set(pulled["application/json"]["schema"]["properties"])
+        assert set(group) <= set(schemas["GroupPage"]["properties"])
+        assert set(group["messages"][0]) <= set(schemas["Message"]["properties"])
 
 
 async def test_pushes_follow_membership_a_joiner_starts_a_leaver_stops(
