@@ -35,7 +35,7 @@ from pipeline.events import (
     TimelineEvent,
 )
 
-MEMORY = 10_000
+MEMORY = 1_000  # membership changes remembered per group (covers the store's usual lag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +58,16 @@ class GroupIndex:
     runs: dict[str, _Run] = field(default_factory=dict)
     users: dict[str, dict[str, State]] = field(default_factory=dict)
     """connected user → large group → their state."""
+    members: dict[str, set[str]] = field(default_factory=dict)
+    """large group → the connected users whose state says member."""
     stale: set[str] = field(default_factory=set)
 
     def connect(self, user: str) -> None:
         self.users.setdefault(user, {})
 
     def disconnect(self, user: str) -> None:
-        self.users.pop(user, None)
+        for conv in self.users.pop(user, {}):
+            self._unset(user, conv)
         self.stale.discard(user)
 
     def learn(self, user: str, conv: str, state: State) -> None:
@@ -78,11 +81,17 @@ class GroupIndex:
         if run is not None and state.at < run.last:
             if state.at < run.first - 1:
                 self.stale.add(user)  # the changes since are no longer remembered
+                states.pop(conv, None)
+                self._unset(user, conv)
                 return
             for event_no, who, member in run.changes:
                 if who == user and event_no > state.at:
                     state = State(member, event_no)  # changes are in log order
         states[conv] = state
+        if state.member:
+            self.members.setdefault(conv, set()).add(user)
+        else:
+            self._unset(user, conv)
 
     def learn_entry(self, user: str, entry: InboxEntry) -> None:
         """One of the user's own sync entries: a large group's membership change
@@ -101,11 +110,7 @@ class GroupIndex:
         run, fresh = self._follow(conv, event.event_no)
         command = event.command
         if isinstance(command, MessageSent):
-            return sorted(
-                user
-                for user, states in self.users.items()
-                if (state := states.get(conv)) is not None and state.member
-            )
+            return sorted(self.members.get(conv, ()))
         if not fresh:  # push may repeat: nothing new in it
             return []
         if isinstance(command, ConversationCreated):
@@ -138,8 +143,16 @@ class GroupIndex:
             state = states.get(conv)
             if state is not None and state.at < event_no - 1:
                 del states[conv]
+                self._unset(user, conv)
                 self.stale.add(user)
         return run, True
+
+    def _unset(self, user: str, conv: str) -> None:
+        users = self.members.get(conv)
+        if users is not None:
+            users.discard(user)
+            if not users:
+                del self.members[conv]
 
     def _forget(self, run: _Run) -> None:
         while len(run.changes) > self.memory:

@@ -11,10 +11,11 @@ import aiohttp
 import pytest
 
 from pipeline.client import ApiClient, ApiError, SyncClient
+from pipeline.producer import Producer
 from pipeline.settings import Settings
 from tests.integration.test_gateway import PUSH_BOUND_S, _async, _member, start, token
-from tests.integration.test_read_diffusion import small_threshold
-from tests.support import eventually, gateway_process, running_worker
+from tests.integration.test_read_diffusion import USERS, script, small_threshold
+from tests.support import converged, eventually, gateway_process, running_worker
 
 MEMBERS = ["bob", "carol", "dave", "erin", "frank", "gina"]  # with alice: 7 > 5
 
@@ -142,3 +143,37 @@ async def test_pushes_follow_membership_a_joiner_starts_a_leaver_stops(
     assert bob.pushed_applied == pushed_to_bob
     assert [(e["kind"], e["subject_id"], e["seq"]) for e in bob.entries][-1] == ("left", "bob", 5)
     assert [(e["kind"], e["seq"], e["large"]) for e in henry.entries] == [("joined", 5, True)]
+
+
+async def test_a_device_syncing_from_zero_gets_exactly_what_its_user_should_see(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The group grows past the threshold in the middle of traffic (see
+    test_read_diffusion.script); each user's new device starts from cursor 0."""
+    settings = small_threshold(settings)
+    s = script()
+    async with (
+        running_worker(settings),
+        gateway_process(settings, tmp_path / "gw.log") as gw,
+        aiohttp.ClientSession() as http,
+    ):
+        async with Producer(settings) as producer:
+            await producer.create_conversation("big", "alice", ["bob", "carol"])
+            await producer.create_conversation("team", "alice", ["bob"])
+            await producer.publish_many(s.commands)
+        report = await converged(settings)
+        assert report.ok, report.summary()
+        alice = ApiClient(gw.url, token(gw.settings, "alice", "probe"), http)
+        await eventually(
+            lambda: alice.pull(0, 1, groups="big:19"), lambda p: p["groups"][0]["head"] == 20
+        )
+        for user in USERS:
+            stopping = asyncio.Event()
+            tablet = SyncClient(gw.url, token(gw.settings, user, "tablet"), "tablet", page=7)
+            task = await start(tablet, stopping)  # connected: caught up by pull
+            stopping.set()
+            await task
+            got = synced_messages(tablet) + seqs(tablet)
+            assert got == s.owed[user]["big"], user  # in order, once each, nothing else
+            assert synced_messages(tablet, "team") == s.owed[user]["team"], user
+            assert set(tablet.group_entries) <= {"big"}
