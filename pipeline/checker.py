@@ -70,11 +70,12 @@ class Report:
     def summary(self) -> str:
         head = (
             f"{self.conversations} conversations, {self.messages} messages, {self.users} users, "
-            f"{self.sync_entries} sync entries, {self.large_groups} large groups: "
-            f"{len(self.lost)} lost, "
+            f"{self.sync_entries} sync entries: {len(self.lost)} lost, "
             f"{len(self.duplicated)} duplicated, {len(self.out_of_order)} out of order, "
             f"{len(self.unexpected)} unexpected"
         )
+        if self.large_groups:
+            head += f" ({self.large_groups} large groups read diffused)"
         details = [
             f"  {kind}: {item}"
             for kind, items in (
