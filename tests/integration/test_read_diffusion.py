@@ -4,19 +4,22 @@ storage timeline instead of finding it in their sync timelines."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import replace
 
 import pytest
 
-from pipeline import large_groups, sync_timeline
+from pipeline import clickhouse, large_groups, sync_timeline
 from pipeline.clickhouse import ClickHouse
 from pipeline.errors import AccessDeniedError
 from pipeline.events import Command, MemberJoined, MemberLeft, new_event_id
 from pipeline.producer import Producer, message, now_ms
 from pipeline.settings import Settings
+from tests.conftest import unique_name
 from tests.integration.test_pipeline import pull_all
-from tests.support import converged, eventually, running_worker
+from tests.integration.test_rebuild import snapshot
+from tests.support import converged, eventually, imstream, running_worker
 
 THRESHOLD = 5
 USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gina", "zed")
@@ -188,3 +191,29 @@ async def test_sync_entries_say_where_reading_starts_and_cursors_are_members_onl
         await large_groups.ack(store, "alice", "phone", {"team": 1})
     assert "zed" not in str(await large_groups.device_cursors(store, "zed"))
     store.close()
+
+
+async def test_a_rebuild_gives_pulls_the_same_large_groups(settings: Settings) -> None:
+    settings = small_threshold(settings)
+    s = script()
+    async with running_worker(settings), Producer(settings) as producer:
+        await producer.create_conversation("big", "alice", ["bob", "carol"])
+        await producer.create_conversation("team", "alice", ["bob"])
+        await producer.publish_many(s.commands)
+        report = await converged(settings)
+    assert report.ok, report.summary()
+    before = await eventually(
+        lambda: asyncio.to_thread(snapshot, settings),
+        lambda snap: snap["large_group_heads"] == [("big", 20, 26)],
+    )
+    assert before["large_groups"] == [("big", 11, 7), ("big", 17, 12), ("big", 21, 15)]
+    other = unique_name("rb")
+    try:
+        rebuilt = imstream(settings, "rebuild", "--into", other)
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert await asyncio.to_thread(snapshot, settings, other) == before
+        store = ClickHouse(settings, other)
+        assert (await read_groups(store, "gina", "phone"))["big"] == [16, 17, 18, 19, 20]
+        store.close()
+    finally:
+        clickhouse.drop_database(settings, other)
