@@ -9,7 +9,10 @@ knows to be members, as a frame::
 where ``entry`` is the message as a pull's ``groups[].messages`` holds it. A
 device applies it when ``seq`` is its cursor in C + 1, else it pulls. Members
 are loaded from ClickHouse when a user's first device connects, and again
-while the index calls them stale.
+while the index calls them stale. When the gateway learns late that a user is
+a member (their sync entry of the switch trails the broadcast; a reload after
+a break), it could not push them what came meanwhile: it tells their devices
+to pull, a moment later (the store may trail the broadcast too).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from pipeline.history import StoredMessage
 
 log = logging.getLogger(__name__)
 RELOAD_MAX_S = 5.0
+PULL_LATER_S = 1.0
+GROUP_PULL_FRAME = orjson.dumps({"type": "pull", "reason": "group"}).decode()
 
 
 def group_frame(event: TimelineEvent) -> str:
@@ -65,7 +70,7 @@ class GroupPush:
     def connected(self, user: str) -> None:
         """The user's first device connected here."""
         self.index.connect(user)
-        self._reload(user)
+        self._reload(user, connecting=True)
 
     def disconnected(self, user: str) -> None:
         """The user's last device here went away."""
@@ -93,24 +98,36 @@ class GroupPush:
 
     def inbox(self, entry: InboxEntry) -> None:
         """One of a connected user's sync entries (it may tell of a large group)."""
+        before = self._groups_of(entry.user_id)
         self.index.learn_entry(entry.user_id, entry)
+        self._pull_if_joined(entry.user_id, before)
         self._reload_stale()
 
     def close(self) -> None:
         for task in self._loads.values():
             task.cancel()
 
+    def _groups_of(self, user: str) -> set[str]:
+        states = self.index.users.get(user, {})
+        return {conv for conv, state in states.items() if state.member}
+
+    def _pull_if_joined(self, user: str, before: set[str]) -> None:
+        if self._groups_of(user) - before:
+            asyncio.get_running_loop().call_later(PULL_LATER_S, self.push, user, GROUP_PULL_FRAME)
+
     def _reload_stale(self) -> None:
         for user in self.index.take_stale():
             self._reload(user)
 
-    def _reload(self, user: str) -> None:
+    def _reload(self, user: str, connecting: bool = False) -> None:
         running = self._loads.get(user)
         if running is None or running.done():
-            self._loads[user] = asyncio.create_task(self._load(user))
+            self._loads[user] = asyncio.create_task(self._load(user, connecting))
         # else: the running load goes on until the user is not stale any more
 
-    async def _load(self, user: str) -> None:
+    async def _load(self, user: str, connecting: bool) -> None:
+        """Load the user's states until they are not stale. On connecting, the
+        device pulls anyway; a reload means the broadcast went on without them."""
         delay = 0.1
         while user in self.index.users:
             self.index.stale.discard(user)
@@ -120,9 +137,13 @@ class GroupPush:
                 log.info("push: large groups of %s not loaded (%s); retrying", user, exc)
                 self.index.stale.add(user)
             else:
+                before = self._groups_of(user)
                 for conv, (member, at) in states.items():
                     self.index.learn(user, conv, State(member, at))
+                if not connecting:
+                    self._pull_if_joined(user, before)
             if user not in self.index.stale:
                 return
             await asyncio.sleep(delay)  # the store has not caught up with the broadcast yet
             delay = min(delay * 2, RELOAD_MAX_S)
+            connecting = False

@@ -193,3 +193,40 @@ async def test_a_device_syncing_from_zero_gets_exactly_what_its_user_should_see(
             assert got == s.owed[user]["big"], user  # in order, once each, nothing else
             assert synced_messages(tablet, "team") == s.owed[user]["team"], user
             assert set(tablet.group_entries) <= {"big"}
+
+
+async def test_members_online_at_the_switch_get_what_follows_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Their gateway learns they are members of the now large group from their sync
+    entry of the switch, which trails the broadcast: what it could not push to them
+    meanwhile they pull, told to by the gateway, even if nothing follows."""
+    settings = small_threshold(settings)
+    async with (
+        running_worker(settings) as worker,
+        gateway_process(settings, tmp_path / "gw.log") as gw,
+        aiohttp.ClientSession() as http,
+    ):
+        alice = ApiClient(gw.url, token(gw.settings, "alice", "phone"), http)
+        await alice.create_group("big", MEMBERS[:4])  # 5 members: not large yet
+        await eventually(lambda: _member(alice, "big"), bool, within=30)
+        await eventually(
+            lambda: _async(bool(worker.agents["push"].status()["broadcast_partitions"])), bool
+        )
+        stopping = asyncio.Event()
+        devices = [
+            SyncClient(gw.url, token(gw.settings, user, "phone"), "phone")
+            for user in ("bob", "carol", "dave")
+        ]
+        tasks = [await start(device, stopping) for device in devices]
+        await asyncio.sleep(1.0)
+        await alice.send("big", "before")  # seq 1, in every sync timeline
+        await alice.join("big", "frank")  # 6 > 5: the switch, after seq 1
+        await alice.send("big", "right after")  # seq 2, and then nothing
+        for device in devices:
+            await eventually(lambda d=device: _async(seqs(d) == [2]), bool, within=15)  # type: ignore[misc]
+        stopping.set()
+        await asyncio.gather(*tasks)
+    for device in devices:
+        assert synced_messages(device) == [1]
+        assert seqs(device) == [2]
