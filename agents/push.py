@@ -6,6 +6,13 @@ entries on its first start); each entry whose user has devices on a gateway is
 copied, as it is, to that gateway's ``im.push.<gateway>``. Push is the fast
 path and best effort: the agent never waits on a gateway, and a device that
 misses an entry notices the gap in ``sync_seq`` and pulls.
+
+Large groups (read diffusion) have no sync entries for their messages: the
+agent also reads ``im.timeline`` (its own consumer group, from the newest
+records) and copies every event of a large group, in log order, to every live
+gateway, with the header ``imstream.kind: timeline``. Each gateway knows which
+of its connected users are members (pipeline/gateway/groups.py) and pushes the
+messages to them only.
 """
 
 from __future__ import annotations
@@ -21,10 +28,18 @@ from aiokafka.errors import KafkaError
 from pipeline import kafka
 from pipeline.presence import PresenceTable
 from pipeline.settings import Settings
-from pipeline.topics import catalogue
+from pipeline.topics import PUSH_KIND_HEADER, PUSH_KIND_TIMELINE, catalogue
 
 log = logging.getLogger(__name__)
 TOPIC_RECHECK_S = 10.0
+# orjson writes the flag exactly so, and only as the key of a large event (inside a
+# string a quote is escaped); a false positive would only cost the gateway a decode
+LARGE_MARK = b'"large":true'
+
+
+def is_large(value: bytes | None) -> bool:
+    """Whether a timeline record is an event of a large group (without decoding it)."""
+    return value is not None and LARGE_MARK in value
 
 
 class PushAgent:
@@ -35,25 +50,34 @@ class PushAgent:
         self.presence = PresenceTable()
         self.pushed = 0
         self._partitions: list[int] = []
+        self._broadcast_partitions: list[int] = []
         self._topic_ok: dict[str, tuple[bool, float]] = {}
-        self._idle = False
+        self._idle: dict[str, bool] = {}
 
     def status(self) -> dict[str, Any]:
-        live = self.presence.live_gateways(int(time.time() * 1000))
+        live = self.presence.live(_now_ms())
         return {
             "partitions": self._partitions,
+            "broadcast_partitions": self._broadcast_partitions,
             "pushed": self.pushed,
             "gateways": live,
-            "idle": self._idle,
+            "idle": all(self._idle.values()) if self._idle else False,
         }
 
     async def run(self, stopping: asyncio.Event) -> None:
         follow = asyncio.create_task(self._follow_presence(stopping))
+        loops = [
+            asyncio.create_task(self._push(stopping)),
+            asyncio.create_task(self._broadcast(stopping)),
+        ]
         try:
-            await self._push(stopping)
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a loop that failed fails the agent
         finally:
-            follow.cancel()
-            await asyncio.gather(follow, return_exceptions=True)
+            for task in (follow, *loops):
+                task.cancel()
+            await asyncio.gather(follow, *loops, return_exceptions=True)
 
     async def _follow_presence(self, stopping: asyncio.Event) -> None:
         spec = self.topics.presence
@@ -84,37 +108,70 @@ class PushAgent:
         await consumer.start()
         try:
             while not stopping.is_set():
-                await self._idle_unless_someone_is_online(consumer)
+                await self._idle_unless_someone_is_online("inbox", consumer)
                 batch = await consumer.getmany(timeout_ms=200, max_records=2_000)
                 self._partitions = sorted(tp.partition for tp in consumer.assignment())
-                if batch:
-                    await self._route(producer, batch)
+                writer = kafka.BatchWriter(producer, {})
+                now = _now_ms()
+                for records in batch.values():
+                    for record in records:
+                        user = (record.key or b"").decode("utf-8", "replace")
+                        for gateway in self.presence.gateways_of(user, now):
+                            topic = self.topics.push(gateway).name
+                            if await self._topic_exists(producer, topic):
+                                writer.add(topic, record.key, record.value, partition=0)
+                await self._send(writer)
         finally:
             await consumer.stop()
             await producer.stop()
 
-    async def _idle_unless_someone_is_online(self, consumer: AIOKafkaConsumer) -> None:
-        """With no gateway online there is no one to push to: stop reading im.inbox
-        (it costs a decode per entry for nothing) and skip to its end on waking."""
+    async def _broadcast(self, stopping: asyncio.Event) -> None:
+        """Every event of a large group, in log order, to every live gateway."""
+        consumer = kafka.consumer(
+            self.settings,
+            self.topics.timeline.name,
+            group_id=self.group_id + "-groups",
+            enable_auto_commit=True,
+            auto_offset_reset="latest",
+        )
+        producer = kafka.producer(self.settings, acks=1, enable_idempotence=False, linger_ms=0)
+        await producer.start()
+        await consumer.start()
+        headers = [(PUSH_KIND_HEADER, PUSH_KIND_TIMELINE)]
+        try:
+            while not stopping.is_set():
+                await self._idle_unless_someone_is_online("timeline", consumer)
+                batch = await consumer.getmany(timeout_ms=200, max_records=2_000)
+                self._broadcast_partitions = sorted(tp.partition for tp in consumer.assignment())
+                large = [r for records in batch.values() for r in records if is_large(r.value)]
+                if not large:
+                    continue
+                topics = [self.topics.push(g).name for g in self.presence.live(_now_ms())]
+                topics = [t for t in topics if await self._topic_exists(producer, t)]
+                writer = kafka.BatchWriter(producer, {})
+                for record in large:
+                    for topic in topics:
+                        writer.add(topic, record.key, record.value, headers, partition=0)
+                await self._send(writer)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    async def _idle_unless_someone_is_online(self, name: str, consumer: AIOKafkaConsumer) -> None:
+        """With no gateway online there is no one to push to: stop reading (it costs a
+        decode per record for nothing) and skip to the end of the topic on waking."""
         assigned = consumer.assignment()
-        if not self.presence.any_live(int(time.time() * 1000)):
+        if not self.presence.any_live(_now_ms()):
             consumer.pause(*assigned)
-            self._idle = True
-        elif self._idle:
+            self._idle[name] = True
+        elif self._idle.get(name):
             await consumer.seek_to_end(*assigned)
             consumer.resume(*assigned)
-            self._idle = False
+            self._idle[name] = False
 
-    async def _route(self, producer: AIOKafkaProducer, batch: dict[Any, list[Any]]) -> None:
-        writer = kafka.BatchWriter(producer, {})
-        now = int(time.time() * 1000)
-        for records in batch.values():
-            for record in records:
-                user = (record.key or b"").decode("utf-8", "replace")
-                for gateway in self.presence.gateways_of(user, now):
-                    topic = self.topics.push(gateway).name
-                    if await self._topic_exists(producer, topic):
-                        writer.add(topic, record.key, record.value, partition=0)
+    async def _send(self, writer: kafka.BatchWriter) -> None:
+        if not len(writer):
+            return
         try:
             self.pushed += len(await writer.send())
         except KafkaError as exc:
@@ -132,3 +189,7 @@ class PushAgent:
             exists = False
         self._topic_ok[topic] = (exists, now)
         return exists
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -34,6 +34,7 @@ class SequencerProcessor:
             dedupe_window_ms=settings.pipeline.dedupe_window_s * 1000,
             dedupe_max=settings.pipeline.dedupe_max_per_partition,
             max_group_size=settings.pipeline.max_group_size,
+            read_diffusion_threshold=settings.pipeline.read_diffusion_threshold,
         )
         self.duplicates = 0
 

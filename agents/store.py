@@ -2,7 +2,10 @@
 
 Messages go to ``messages`` keyed by (conversation_id, seq); conversation
 creation and membership changes to ``conversations`` and ``membership``, so
-history reads can check who is a member. Written in batches, idempotently.
+history reads can check who is a member (a view copies membership into
+``membership_by_user``); large groups' membership changes and heads to
+``large_groups`` and ``large_group_heads``, for read diffusion. Written in
+batches, idempotently, in the order of ``StoreRows.inserts``.
 """
 
 from __future__ import annotations
@@ -10,17 +13,14 @@ from __future__ import annotations
 from agents.sink import ClickHouseSink
 from pipeline.clickhouse import ClickHouse
 from pipeline.events import TimelineEvent, decode_timeline, limits_from
-from pipeline.queries import INSERT_CONVERSATIONS, INSERT_MEMBERSHIP, INSERT_MESSAGES
 from pipeline.rows import store_rows
 from pipeline.settings import Settings
 from pipeline.topics import Topics
 
 
 async def write_events(store: ClickHouse, events: list[TimelineEvent]) -> None:
-    rows = store_rows(events)
-    await store.insert(INSERT_CONVERSATIONS.sql, rows.conversations)
-    await store.insert(INSERT_MEMBERSHIP.sql, rows.membership)
-    await store.insert(INSERT_MESSAGES.sql, rows.messages)
+    for insert, rows in store_rows(events).inserts():
+        await store.insert(insert.sql, rows)
 
 
 def sink(settings: Settings, topics: Topics) -> ClickHouseSink[TimelineEvent]:

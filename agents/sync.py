@@ -27,7 +27,6 @@ from pipeline.clickhouse import ClickHouse
 from pipeline.errors import EventError, StoreUnavailableError
 from pipeline.events import InboxEntry, limits_from
 from pipeline.framing import EventCache, inbox_record
-from pipeline.queries import INSERT_SYNC_HEADS, INSERT_SYNC_TIMELINE
 from pipeline.rows import SyncRows
 from pipeline.settings import Settings
 from pipeline.state import StateStore
@@ -85,8 +84,8 @@ async def write_entries(store: ClickHouse, entries: list[InboxEntry]) -> None:
     rows = SyncRows()
     for entry in entries:
         rows.add(entry)
-    await store.insert(INSERT_SYNC_TIMELINE.sql, rows.timeline)
-    await store.insert(INSERT_SYNC_HEADS.sql, rows.head_rows())
+    for insert, values in rows.inserts():
+        await store.insert(insert.sql, values)
 
 
 def store_sink(settings: Settings, topics: Topics) -> ClickHouseSink[InboxEntry]:

@@ -6,7 +6,12 @@ accepted and who was a member when, and verifies in ClickHouse that
 * every conversation's seqs are dense (1..n) in log order, each event once;
 * every accepted message is in its conversation's history exactly once, at its seq;
 * every user's sync timeline is dense (1..m) and holds exactly one entry per
-  event they were a member for, in each conversation's order, nothing else;
+  event they were a member for, in each conversation's order, nothing else
+  (messages of a large group excepted from the event it became large: its
+  members read them from its storage timeline, see pipeline/diffusion.py);
+* a conversation, once large, stays large, and becomes large at a creation or a join;
+* what pulls read large groups by (large_groups, membership_by_user) gives every
+  user exactly the read-diffused periods of membership the log gives them;
 * every acknowledged send given by the caller is in the history exactly once.
 
 Copies of a row written twice by an at-least-once sink are folded, as every
@@ -27,13 +32,23 @@ from pipeline import kafka, queries
 from pipeline.clickhouse import ClickHouse
 from pipeline.diffusion import Fanout
 from pipeline.errors import EventError
-from pipeline.events import Limits, MessageSent, TimelineEvent, decode_timeline
+from pipeline.events import (
+    ConversationCreated,
+    Limits,
+    MemberJoined,
+    MemberLeft,
+    MessageSent,
+    TimelineEvent,
+    decode_timeline,
+)
+from pipeline.large_groups import MembershipRow, Period, periods
 from pipeline.settings import Settings
 from pipeline.state import StateStore
 from pipeline.topics import catalogue
 
 MAX_LISTED = 20
 EntryKey = tuple[str, int]  # (conversation_id, event_no)
+Reader = tuple[str, str]  # (user_id, conversation_id)
 
 
 @dataclass
@@ -42,6 +57,7 @@ class Report:
     messages: int = 0
     users: int = 0
     sync_entries: int = 0
+    large_groups: int = 0
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     out_of_order: list[str] = field(default_factory=list)
@@ -58,6 +74,8 @@ class Report:
             f"{len(self.duplicated)} duplicated, {len(self.out_of_order)} out of order, "
             f"{len(self.unexpected)} unexpected"
         )
+        if self.large_groups:
+            head += f" ({self.large_groups} large groups read diffused)"
         details = [
             f"  {kind}: {item}"
             for kind, items in (
@@ -101,7 +119,9 @@ async def read_timeline(settings: Settings) -> dict[str, list[TimelineEvent]]:
 
 
 def expected_sync(timeline: dict[str, list[TimelineEvent]]) -> dict[str, Counter[EntryKey]]:
-    """Per user, the (conversation, event_no) entries write diffusion owes them."""
+    """Per user, the (conversation, event_no) entries their sync timeline owes them:
+    every event they were a member for, but a large group's messages and the
+    membership changes of its other members (the rules of pipeline/diffusion.py)."""
     owed: dict[str, Counter[EntryKey]] = defaultdict(Counter)
     fanout = Fanout(StateStore())
     for conversation_id, events in timeline.items():
@@ -121,7 +141,21 @@ def check_timeline(timeline: dict[str, list[TimelineEvent]], report: Report) -> 
         if seqs != list(range(1, len(seqs) + 1)):
             report.out_of_order.append(f"timeline {conversation_id}: seqs not dense in log order")
         seen.update(e.command.event_id for e in events)
+        _check_large(conversation_id, events, report)
     report.duplicated += [f"event {e} accepted {n} times" for e, n in seen.items() if n > 1]
+
+
+def _check_large(conversation_id: str, events: list[TimelineEvent], report: Report) -> None:
+    flags = [e.large for e in events]
+    if True not in flags:
+        return
+    switch = flags.index(True)
+    if not all(flags[switch:]):
+        report.out_of_order.append(f"timeline {conversation_id}: large, then not large")
+    if not isinstance(events[switch].command, ConversationCreated | MemberJoined):
+        report.out_of_order.append(
+            f"timeline {conversation_id}: large from event {switch + 1}, not a creation or join"
+        )
 
 
 async def check_history(
@@ -183,6 +217,51 @@ def _check_user(
         last[conversation_id] = event_no
 
 
+def expected_periods(timeline: dict[str, list[TimelineEvent]]) -> dict[Reader, list[Period]]:
+    """Per (user, large group), the periods of membership the log gives them."""
+    found: dict[Reader, list[Period]] = {}
+    for conversation_id, events in timeline.items():
+        switch = next((e for e in events if e.large), None)
+        if switch is None:
+            continue
+        rows: dict[str, list[MembershipRow]] = defaultdict(list)
+        for event in events:
+            c = event.command
+            if isinstance(c, ConversationCreated):
+                for member in c.members:
+                    rows[member].append((event.event_no, "join", event.seq))
+            elif isinstance(c, MemberJoined | MemberLeft):
+                action = "join" if isinstance(c, MemberJoined) else "leave"
+                rows[c.user_id].append((event.event_no, action, event.seq))
+        for user, changes in rows.items():
+            if found_periods := periods(changes, switch.seq):
+                found[(user, conversation_id)] = found_periods
+    return found
+
+
+async def check_groups(
+    store: ClickHouse, timeline: dict[str, list[TimelineEvent]], report: Report
+) -> None:
+    owed = expected_periods(timeline)
+    large = {c: int(seq) for c, _, seq in await store.execute(queries.CHECK_LARGE_GROUPS)}
+    rows: dict[Reader, list[MembershipRow]] = defaultdict(list)
+    for user, conv, event_no, action, after_seq in await store.execute(
+        queries.CHECK_LARGE_MEMBERSHIP
+    ):
+        rows[(user, conv)].append((int(event_no), str(action), int(after_seq)))
+    got = {  # a group stored as large between the two reads is seen next time
+        key: found
+        for key, r in rows.items()
+        if key[1] in large and (found := periods(r, large[key[1]]))
+    }
+    for key in sorted(set(owed) | set(got)):
+        if key not in got:
+            report.lost.append(f"groups {key}: periods {owed[key]} not readable")
+        elif owed.get(key) != got[key]:
+            report.unexpected.append(f"groups {key}: periods {got[key]}, owed {owed.get(key)}")
+    report.large_groups = len(large)
+
+
 def check_acknowledged(
     acked: Iterable[str], where: dict[str, tuple[str, int]], report: Report
 ) -> None:
@@ -202,6 +281,7 @@ async def check(settings: Settings, acknowledged: Iterable[str] = ()) -> Report:
     try:
         where = await check_history(store, timeline, report)
         await check_sync(store, timeline, report)
+        await check_groups(store, timeline, report)
     finally:
         store.close()
     check_acknowledged(acknowledged, where, report)

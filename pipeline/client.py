@@ -1,6 +1,6 @@
 """The reference client: how a device (or any service) consumes a user's stream.
 
-:class:`ApiClient` wraps the gateway's HTTP API. :class:`SyncClient`
+:class:`ApiClient` (pipeline/api_client.py) wraps the gateway's HTTP API. :class:`SyncClient`
 implements the sync protocol of DESIGN.md::
 
     connect ─► pull from the cursor until caught up ─► apply pushes in order
@@ -11,8 +11,10 @@ It applies an entry only when its ``sync_seq`` is ``cursor + 1``, so the
 cursor only ever moves over contiguous entries; repeats are skipped; a gap,
 or a "pull" frame from a gateway that dropped entries for a slow socket,
 makes it pull until the gap is filled (retrying while the store lags or is
-away, never jumping). It acks its cursor to the server, and reconnects with
-backoff when the connection drops.
+away, never jumping). Large groups' messages (read diffusion) follow the same
+rule with a cursor per group (pipeline/client_groups.py): from ``groups`` of
+each pull and from ``group_message`` pushes. It acks its cursors to the
+server, and reconnects with backoff when the connection drops.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from typing import Any, Literal
 
 import aiohttp
 import orjson
+
+from pipeline.api_client import ApiClient, ApiError
+from pipeline.client_groups import GroupReader
+
+__all__ = ["ApiClient", "ApiError", "SyncClient", "decide"]
 
 log = logging.getLogger(__name__)
 
@@ -40,95 +47,14 @@ def decide(cursor: int, sync_seq: int) -> Decision:
     return "pull"
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, reason: str, body: Any = None) -> None:
-        super().__init__(f"{status} {error}: {reason}")
-        self.status = status
-        self.error = error
-        self.reason = reason
-        self.body = body if isinstance(body, dict) else {}
-
-
-class ApiClient:
-    def __init__(self, base_url: str, token: str, session: aiohttp.ClientSession) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.token = token
-        self.session = session
-
-    async def call(
-        self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
-    ) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        data = orjson.dumps(body) if body is not None else None
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        async with self.session.request(
-            method, self.base_url + path, data=data, params=params, headers=headers
-        ) as response:
-            raw = await response.read()
-            payload = orjson.loads(raw) if raw else None
-            if response.status >= 400:
-                payload = payload if isinstance(payload, dict) else {}
-                raise ApiError(
-                    response.status,
-                    payload.get("error", "http_error"),
-                    payload.get("reason", raw.decode("utf-8", "replace")),
-                    payload,
-                )
-            return payload
-
-    async def send(
-        self,
-        conversation_id: str,
-        body: str,
-        *,
-        client_msg_id: str | None = None,
-        content_type: str = "text/plain",
-    ) -> Any:
-        message: dict[str, Any] = {"body": body, "content_type": content_type}
-        if client_msg_id is not None:
-            message["client_msg_id"] = client_msg_id
-        return await self.call("POST", f"/v1/conversations/{conversation_id}/messages", message)
-
-    async def create_group(self, conversation_id: str, members: list[str], title: str = "") -> Any:
-        return await self.call(
-            "POST",
-            "/v1/conversations",
-            {"conversation_id": conversation_id, "members": members, "title": title},
-        )
-
-    async def create_direct(self, peer: str) -> Any:
-        return await self.call("POST", "/v1/direct", {"peer": peer})
-
-    async def join(self, conversation_id: str, user_id: str) -> Any:
-        return await self.call(
-            "POST", f"/v1/conversations/{conversation_id}/members", {"user_id": user_id}
-        )
-
-    async def leave(self, conversation_id: str, user_id: str) -> Any:
-        return await self.call("DELETE", f"/v1/conversations/{conversation_id}/members/{user_id}")
-
-    async def history(
-        self, conversation_id: str, before: int | None = None, limit: int = 50
-    ) -> Any:
-        params = {"limit": limit, **({"before": before} if before is not None else {})}
-        return await self.call(
-            "GET", f"/v1/conversations/{conversation_id}/messages", params=params
-        )
-
-    async def pull(self, after: int, limit: int = 100) -> Any:
-        return await self.call("GET", "/v1/sync", params={"after": after, "limit": limit})
-
-    async def ack(self, device_id: str, cursor: int) -> None:
-        await self.call("PUT", f"/v1/devices/{device_id}/cursor", {"cursor": cursor})
-
-
 OnEntry = Callable[[Entry], Awaitable[None] | None]
 ACK_EVERY_S = 1.0
+LEARN_GROUP_S = 10.0  # how long a push of a group this device does not read yet waits for it
 
 
 class SyncClient:
-    """Keeps one device in sync; ``entries`` holds what it applied, in order."""
+    """Keeps one device in sync; ``entries`` holds what it applied, in order, and
+    ``group_entries[conversation]`` what it applied of each large group."""
 
     def __init__(
         self,
@@ -149,6 +75,9 @@ class SyncClient:
         self.page = page
         self.push_filter = push_filter  # fault injection: False drops a pushed entry
         self.entries: list[Entry] = []
+        self.groups = GroupReader()
+        self.group_entries = self.groups.entries
+        self.user_id = ""
         self.connected = asyncio.Event()
         self.pulls = 0
         self.pushed_applied = 0
@@ -187,6 +116,7 @@ class SyncClient:
             hello = await ws.receive_json(timeout=10)
             if hello.get("type") != "hello":
                 raise ApiError(502, "bad_hello", str(hello))
+            self.user_id = hello["user_id"]
             await self.catch_up(api)
             self.connected.set()
             stop = asyncio.create_task(stopping.wait())
@@ -209,6 +139,8 @@ class SyncClient:
     async def _frame(self, api: ApiClient, frame: dict[str, Any]) -> None:
         if frame.get("type") == "pull":
             await self.catch_up(api)
+        elif frame.get("type") == "group_message":
+            await self._group_frame(api, frame)
         elif frame.get("type") == "entry":
             entry = frame["entry"]
             if self.push_filter is not None and not self.push_filter(entry):
@@ -222,17 +154,37 @@ class SyncClient:
                 await self._apply([entry])
                 await self._ack(api)
 
-    async def catch_up(self, api: ApiClient, until: int | None = None) -> None:
-        """Pull until caught up (and at least up to ``until``), retrying while it lags."""
+    async def _group_frame(self, api: ApiClient, frame: dict[str, Any]) -> None:
+        conv, message = frame["conversation_id"], frame["entry"]
+        if self.push_filter is not None and not self.push_filter(message):
+            return
+        if self.groups.decide(conv, message["seq"]) == "pull":
+            await self.catch_up(api, group_until=(conv, message["seq"] - 1))
+        if self.groups.apply(conv, message):
+            self.pushed_applied += 1
+            await self._ack(api)
+
+    async def catch_up(
+        self, api: ApiClient, until: int | None = None, group_until: tuple[str, int] | None = None
+    ) -> None:
+        """Pull until caught up (and at least up to ``until`` in the sync timeline and
+        ``group_until`` in a group), retrying while the store lags."""
         delay = 0.05
+        loop = asyncio.get_running_loop()
+        learn_by = loop.time() + LEARN_GROUP_S
         while True:
             self.pulls += 1
-            page = await api.pull(self.cursor, self.page)
+            page = await api.pull(self.cursor, self.page, self.groups.param())
             await self._apply(page["entries"])
-            if page["entries"]:
+            if self.groups.apply_pages(page.get("groups", [])) or page["entries"]:
                 delay = 0.05
                 continue
-            if until is None or self.cursor >= until:
+            if group_until is not None and (
+                self.groups.reached(*group_until)
+                or (group_until[0] not in self.groups.cursors and loop.time() > learn_by)
+            ):
+                group_until = None  # reached; or a group this device does not read
+            if (until is None or self.cursor >= until) and group_until is None:
                 break
             await asyncio.sleep(delay)  # the store has not written the gap yet
             delay = min(delay * 2, 1.0)
@@ -244,6 +196,7 @@ class SyncClient:
                 continue
             self.entries.append(entry)
             self.cursor = entry["sync_seq"]
+            self.groups.learn(self.user_id, entry)
             if self.on_entry is not None:
                 result = self.on_entry(entry)
                 if result is not None:
@@ -264,12 +217,15 @@ class SyncClient:
     async def _ack(self, api: ApiClient, force: bool = False) -> None:
         """Ack the cursor: at once when forced, else at most every ACK_EVERY_S."""
         loop = asyncio.get_running_loop()
-        if self.cursor <= self._acked or (not force and loop.time() - self._acked_at < ACK_EVERY_S):
+        groups = self.groups.to_ack()
+        moved = self.cursor > self._acked or bool(groups)
+        if not moved or (not force and loop.time() - self._acked_at < ACK_EVERY_S):
             return
         try:
-            await api.ack(self.device_id, self.cursor)
+            await api.ack(self.device_id, self.cursor, groups)
         except (ApiError, aiohttp.ClientError, OSError) as exc:
             log.info("sync client %s: ack failed (%r), will retry", self.device_id, exc)
             return
         self._acked = self.cursor
+        self.groups.acked(groups)
         self._acked_at = loop.time()

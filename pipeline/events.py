@@ -98,13 +98,16 @@ class TimelineEvent:
     ``event_no`` orders every event of the conversation (1, 2, 3, ...); ``seq``
     is the message's dense sequence number, or for a membership event the seq
     of the last message before it. ``ts_ms`` is the sequencer's clock, never
-    decreasing within a conversation.
+    decreasing within a conversation. ``large``: the conversation is read
+    diffused from this event on (see pipeline/sequencing.py); encoded only when
+    true, so records written before it existed decode as they were.
     """
 
     command: Command
     event_no: int
     seq: int
     ts_ms: int
+    large: bool = False
 
     @property
     def conversation_id(self) -> str:
@@ -157,13 +160,16 @@ def encode_command(command: Command) -> bytes:
 
 
 def timeline_dict(event: TimelineEvent) -> dict[str, Any]:
-    return {
+    data = {
         "v": SCHEMA_VERSION,
         "event_no": event.event_no,
         "seq": event.seq,
         "ts_ms": event.ts_ms,
         "command": command_dict(event.command),
     }
+    if event.large:
+        data["large"] = True
+    return data
 
 
 def encode_timeline(event: TimelineEvent) -> bytes:
@@ -217,21 +223,26 @@ def decode_inbox(raw: bytes | None, limits: Limits) -> InboxEntry:
 def timeline_from(data: dict[str, Any], limits: Limits) -> TimelineEvent:
     get = data.get
     command, event_no, seq, ts = get("command"), get("event_no"), get("seq"), get("ts_ms")
+    large = get("large", False)
     if (  # the hot path checks inline; anything off goes the slow way for its reason
         type(command) is dict
         and type(event_no) is int
         and type(seq) is int
         and type(ts) is int
+        and type(large) is bool
         and event_no >= 1
         and seq >= 0
         and 0 <= ts <= MAX_TS_MS
     ):
-        return TimelineEvent(command_from(command, limits), event_no, seq, ts)
+        return TimelineEvent(command_from(command, limits), event_no, seq, ts, large)
+    if type(large) is not bool:
+        raise ValidationError("field 'large' must be a boolean")
     return TimelineEvent(
         command=command_from(_dict(data, "command"), limits),
         event_no=_int(data, "event_no", minimum=1),
         seq=_int(data, "seq"),
         ts_ms=_ts(data),
+        large=large,
     )
 
 

@@ -8,6 +8,7 @@ page, from any device, at any age; anyone else gets AccessDeniedError.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +30,11 @@ class StoredMessage:
     body: str
     client_ts_ms: int
     ts_ms: int
+
+    @classmethod
+    def from_row(cls, conversation_id: str, row: Sequence[Any]) -> StoredMessage:
+        """From a HISTORY_RANGE row."""
+        return cls(conversation_id, row[0], str(row[1]), *row[2:])
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,5 +95,5 @@ async def page(
     rows = await store.execute(
         queries.HISTORY_RANGE, {"conversation_id": conversation_id, "low": low, "high": high}
     )
-    messages = [StoredMessage(conversation_id, r[0], str(r[1]), *r[2:]) for r in rows]
+    messages = [StoredMessage.from_row(conversation_id, r) for r in rows]
     return HistoryPage(messages, low if low > 1 else None)

@@ -82,7 +82,7 @@ class PresenceTable:
         else:
             entry.users.pop(user, None)
 
-    def live_gateways(self, now_ms: int) -> list[str]:
+    def live(self, now_ms: int) -> list[str]:
         return sorted(n for n, g in self.gateways.items() if now_ms - g.seen_ms <= self.stale_ms)
 
     def any_live(self, now_ms: int) -> bool:

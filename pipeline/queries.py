@@ -82,6 +82,11 @@ INSERT_SYNC_TIMELINE = Insert(
 )
 INSERT_SYNC_HEADS = Insert("sync_heads", ("user_id", "head"))
 INSERT_DEVICE_CURSOR = Insert("device_cursors", ("user_id", "device_id", "cursor", "updated_ms"))
+INSERT_LARGE_GROUPS = Insert("large_groups", ("conversation_id", "event_no", "seq"))
+INSERT_LARGE_GROUP_HEADS = Insert("large_group_heads", ("conversation_id", "seq", "event_no"))
+INSERT_DEVICE_GROUP_CURSOR = Insert(
+    "device_group_cursors", ("user_id", "device_id", "conversation_id", "seq", "updated_ms")
+)
 
 INSERTS = (
     INSERT_MESSAGES,
@@ -90,6 +95,9 @@ INSERTS = (
     INSERT_SYNC_TIMELINE,
     INSERT_SYNC_HEADS,
     INSERT_DEVICE_CURSOR,
+    INSERT_LARGE_GROUPS,
+    INSERT_LARGE_GROUP_HEADS,
+    INSERT_DEVICE_GROUP_CURSOR,
 )
 
 # ------------------------------------------------------------------ roaming store
@@ -160,6 +168,52 @@ ORDER BY partition_id
 
 DROP_SYNC_PARTITION = "ALTER TABLE sync_timeline DROP PARTITION ID %(partition_id)s"
 
+# ------------------------------------------------------------------ read diffusion (0004)
+
+# the large groups a user has ever been in, each with where it became large
+USER_LARGE_GROUPS = """
+SELECT conversation_id, min(event_no), argMin(seq, event_no)
+FROM large_groups
+WHERE conversation_id IN
+(
+    SELECT conversation_id FROM membership_by_user WHERE user_id = %(user_id)s
+)
+GROUP BY conversation_id
+ORDER BY conversation_id
+"""
+
+LARGE_GROUPS_IN = """
+SELECT conversation_id, min(event_no), argMin(seq, event_no)
+FROM large_groups
+WHERE conversation_id IN %(conversation_ids)s
+GROUP BY conversation_id
+ORDER BY conversation_id
+"""
+
+USER_MEMBERSHIP_IN = """
+SELECT conversation_id, event_no, action, after_seq
+FROM membership_by_user
+WHERE user_id = %(user_id)s AND conversation_id IN %(conversation_ids)s
+ORDER BY conversation_id, event_no
+LIMIT 1 BY conversation_id, event_no
+"""
+
+LARGE_GROUP_HEADS = """
+SELECT conversation_id, max(seq), max(event_no)
+FROM large_group_heads
+WHERE conversation_id IN %(conversation_ids)s
+GROUP BY conversation_id
+ORDER BY conversation_id
+"""
+
+USER_GROUP_CURSORS = """
+SELECT device_id, conversation_id, max(seq)
+FROM device_group_cursors
+WHERE user_id = %(user_id)s
+GROUP BY device_id, conversation_id
+ORDER BY device_id, conversation_id
+"""
+
 # ------------------------------------------------------------------ invariant checker
 
 CHECK_HISTORY = """
@@ -173,6 +227,21 @@ SELECT user_id, sync_seq, groupUniqArray((conversation_id, event_no))
 FROM sync_timeline
 GROUP BY user_id, sync_seq
 ORDER BY user_id, sync_seq
+"""
+
+# where every large group became large, and its members' membership changes
+CHECK_LARGE_GROUPS = """
+SELECT conversation_id, min(event_no), argMin(seq, event_no)
+FROM large_groups
+GROUP BY conversation_id
+"""
+
+CHECK_LARGE_MEMBERSHIP = """
+SELECT user_id, conversation_id, event_no, action, after_seq
+FROM membership_by_user
+WHERE conversation_id IN (SELECT conversation_id FROM large_groups)
+ORDER BY user_id, conversation_id, event_no
+LIMIT 1 BY user_id, conversation_id, event_no
 """
 
 # ------------------------------------------------------------------ analytics reports
@@ -284,8 +353,15 @@ STATEMENTS = {
     "DEVICE_CURSORS": DEVICE_CURSORS,
     "SYNC_PARTITIONS": SYNC_PARTITIONS,
     "DROP_SYNC_PARTITION": DROP_SYNC_PARTITION,
+    "USER_LARGE_GROUPS": USER_LARGE_GROUPS,
+    "LARGE_GROUPS_IN": LARGE_GROUPS_IN,
+    "USER_MEMBERSHIP_IN": USER_MEMBERSHIP_IN,
+    "LARGE_GROUP_HEADS": LARGE_GROUP_HEADS,
+    "USER_GROUP_CURSORS": USER_GROUP_CURSORS,
     "CHECK_HISTORY": CHECK_HISTORY,
     "CHECK_SYNC": CHECK_SYNC,
+    "CHECK_LARGE_GROUPS": CHECK_LARGE_GROUPS,
+    "CHECK_LARGE_MEMBERSHIP": CHECK_LARGE_MEMBERSHIP,
     "REPORT_DAILY_VOLUME": REPORT_DAILY_VOLUME,
     "REPORT_DAILY_SENDERS": REPORT_DAILY_SENDERS,
     "REPORT_PERIOD_SENDERS": REPORT_PERIOD_SENDERS,

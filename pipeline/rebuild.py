@@ -1,6 +1,8 @@
 """``imstream rebuild``: the ClickHouse projections again, replayed from the log.
 
-    roaming store   messages, conversations, membership  <- im.timeline (kept forever)
+    roaming store   messages, conversations, membership,  <- im.timeline (kept forever)
+                    large_groups, large_group_heads
+                    (membership_by_user: its view)
     sync tables     sync_timeline, sync_heads             <- im.inbox (the sync lifetime)
 
 The rows come from pipeline/rows.py, the very functions the store and
@@ -22,7 +24,8 @@ What the log no longer holds cannot come back: sync entries older than the
 sync lifetime (im.inbox retention), the sync heads of users without an entry
 in that window (their devices then read as caught up) and the fan-out rollup
 of those days. ``--replace`` keeps all of it in the backup database.
-``device_cursors`` is not derived from the log and stays where it is.
+``device_cursors`` and ``device_group_cursors`` are not derived from the log
+and stay where they are.
 Stop the store and sync-store agents during ``--replace``: an insert that finds
 its table moved fails and their worker exits; it loses nothing (the batch is
 replayed when it restarts), but it needs restarting.
@@ -50,6 +53,9 @@ DERIVED = (
     "messages",
     "conversations",
     "membership",
+    "membership_by_user",
+    "large_groups",
+    "large_group_heads",
     "sync_timeline",
     "sync_heads",
     "conversation_days",
@@ -147,9 +153,8 @@ async def replay_store(
 
     async def flush() -> None:
         nonlocal rows
-        await store.insert(queries.INSERT_CONVERSATIONS.sql, rows.conversations)
-        await store.insert(queries.INSERT_MEMBERSHIP.sql, rows.membership)
-        await store.insert(queries.INSERT_MESSAGES.sql, rows.messages)
+        for insert, values in rows.inserts():
+            await store.insert(insert.sql, values)
         outcome.conversations += len(rows.conversations)
         outcome.membership += len(rows.membership)
         outcome.messages += len(rows.messages)
@@ -176,8 +181,8 @@ async def replay_sync(
 
     async def flush() -> None:
         nonlocal rows
-        await store.insert(queries.INSERT_SYNC_TIMELINE.sql, rows.timeline)
-        await store.insert(queries.INSERT_SYNC_HEADS.sql, rows.head_rows())
+        for insert, values in rows.inserts():
+            await store.insert(insert.sql, values)
         outcome.sync_entries += len(rows.timeline)
         outcome.users.update(rows.heads)
         rows = SyncRows()

@@ -4,15 +4,22 @@ Pure logic over a :class:`~pipeline.state.StateStore` (one partition of
 ``im.messages``); the sequencer agent feeds it commands in log order and writes
 what it returns. State keys:
 
-    c/<conversation>                    [kind, last_seq, last_event_no, last_ts_ms]
+    c/<conversation>                    [kind, last_seq, last_event_no, last_ts_ms, large]
     m/<conversation>                    sorted member ids
     d/<conversation>/<sender>/<cmid>    [seq, ts_ms]   (dedupe window)
+
+Read diffusion: a group becomes *large* at the event after which it has more
+members than ``read_diffusion_threshold`` (its creation, or the join that
+crosses it), and stays large even if it shrinks again: every event from there
+on carries ``large`` (see pipeline/diffusion.py for what that changes). State
+values written before the flag existed have four fields and read as not large.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.events import (
     Command,
@@ -45,6 +52,9 @@ class Rejected:
 Outcome = Accepted | Duplicate | Rejected
 
 
+_GROWS = (ConversationCreated, MemberJoined)
+
+
 def members_key(conversation_id: str) -> str:
     return f"m/{conversation_id}"
 
@@ -57,11 +67,13 @@ class Sequencer:
         dedupe_window_ms: int,
         max_group_size: int,
         dedupe_max: int = 200_000,
+        read_diffusion_threshold: int = 0,
     ) -> None:
         self.state = state
         self.dedupe_window_ms = dedupe_window_ms
         self.dedupe_max = dedupe_max
         self.max_group_size = max_group_size
+        self.read_diffusion_threshold = read_diffusion_threshold
         self._dedupe_order: deque[tuple[int, str]] = deque(
             sorted((value[1], key) for key, value in state.items("d/"))
         )
@@ -72,7 +84,7 @@ class Sequencer:
         if isinstance(command, ConversationCreated):
             if conv is not None:
                 return Rejected(f"conversation {command.conversation_id} already exists")
-            conv = [command.kind, 0, 0, 0]
+            conv = [command.kind, 0, 0, 0, False]
             self.state.put(members_key(command.conversation_id), sorted(command.members))
         elif conv is None:
             return Rejected(f"unknown conversation {command.conversation_id}")
@@ -84,12 +96,13 @@ class Sequencer:
             duplicate = self.state.get(self._dedupe_key(command))
             if duplicate is not None:
                 return Duplicate(duplicate[0])
-        kind, last_seq, last_event_no, last_ts = conv
+        kind, last_seq, last_event_no, last_ts = conv[:4]
         is_message = isinstance(command, MessageSent)
         seq = last_seq + 1 if is_message else last_seq
         ts = max(last_ts, log_ts_ms)
-        event = TimelineEvent(command, event_no=last_event_no + 1, seq=seq, ts_ms=ts)
-        self.state.put(conv_key, [kind, seq, event.event_no, ts])
+        large = self._large(command, conv)
+        event = TimelineEvent(command, event_no=last_event_no + 1, seq=seq, ts_ms=ts, large=large)
+        self.state.put(conv_key, [kind, seq, event.event_no, ts, large])
         if isinstance(command, MessageSent):
             self._remember(command, seq, ts)
         return Accepted(event)
@@ -105,6 +118,17 @@ class Sequencer:
             self.state.delete(key)
             expired += 1
         return expired
+
+    def _large(self, command: Command, conv: list[Any]) -> bool:
+        """Whether the conversation is large at this (accepted) command: sticky once
+        set; set by the creation or join after which a group has more members than
+        the threshold (the members are already updated here)."""
+        if len(conv) > 4 and conv[4]:
+            return True
+        threshold = self.read_diffusion_threshold
+        if threshold <= 0 or conv[0] != "group" or not isinstance(command, _GROWS):
+            return False
+        return len(self.state.get(members_key(command.conversation_id), [])) > threshold
 
     def _check(self, command: Command, kind: str) -> str | None:
         conv_id = command.conversation_id

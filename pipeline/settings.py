@@ -60,6 +60,8 @@ class PipelineSettings:
     dedupe_max_per_partition: int = 200_000
     max_body_bytes: int = 32_768
     max_group_size: int = 10_000
+    read_diffusion_threshold: int = 2_000
+    """A group with more members than this is read diffused (sticky); 0: never."""
     batch_max_records: int = 2_000
     sink_batch_max_records: int = 20_000
     sink_linger_ms: int = 200
@@ -167,6 +169,10 @@ class Settings:
                 "PIPELINE_DEDUPE_MAX_PER_PARTITION must be >= 1",
             ),
             (self.pipeline.max_body_bytes >= 1, "PIPELINE_MAX_BODY_BYTES must be >= 1"),
+            (
+                self.pipeline.read_diffusion_threshold >= 0,
+                "PIPELINE_READ_DIFFUSION_THRESHOLD must be >= 0",
+            ),
             (self.pipeline.batch_max_records >= 1, "PIPELINE_BATCH_MAX_RECORDS must be >= 1"),
             (self.gateway.push_queue_size >= 1, "GATEWAY_PUSH_QUEUE_SIZE must be >= 1"),
             (":" in self.kafka.bootstrap, "KAFKA_BOOTSTRAP must be host:port[,host:port]"),

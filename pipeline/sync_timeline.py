@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline import queries
+from pipeline import large_groups, queries
 from pipeline.clickhouse import ClickHouse
 from pipeline.errors import CursorExpiredError, ValidationError
 from pipeline.events import InboxEntry, MemberJoined, MemberLeft, MessageSent
@@ -40,6 +40,9 @@ class SyncEntry:
     content_type: str
     body: str
     ts_ms: int
+    large: bool = False
+    """A large group's membership change: its messages after ``seq`` are read
+    diffused (pulled in ``groups``, pushed as group messages), not in this timeline."""
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> SyncEntry:
@@ -65,6 +68,7 @@ class SyncEntry:
             content_type=message.content_type if message else "",
             body=message.body if message else "",
             ts_ms=entry.ts_ms,
+            large=e.large,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -107,7 +111,9 @@ async def pull(
         ),
         _head(store, user_id),
     )
-    entries = contiguous(after, (SyncEntry.from_row(r) for r in rows))
+    entries = await large_groups.mark_large(
+        store, contiguous(after, (SyncEntry.from_row(r) for r in rows))
+    )
     if not entries and head > after:
         await _check_not_expired(store, user_id, after, head, retention_days)
     cursor = entries[-1].sync_seq if entries else after

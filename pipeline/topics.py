@@ -11,7 +11,9 @@ Flow (see DESIGN.md)::
                                                     └─ push ─► im.push.<gateway> ─► devices
 
 ``im.presence`` (compacted) tells the push agent which gateway holds which
-users; each gateway reads its own ``im.push.<gateway>``.
+users; each gateway reads its own ``im.push.<gateway>``. Large groups (read
+diffusion) have no deliveries for their messages: the push agent copies their
+im.timeline events to every live gateway's push topic.
 
 Stateful stages keep their state in a compacted ``*.state`` changelog with the
 same partition count as their input, written in the same Kafka transaction as
@@ -27,6 +29,10 @@ from pipeline.settings import DAY_S, Settings
 
 FOREVER = -1
 PUSH_RETENTION_MS = 3_600_000  # push is the fast path: stale pushes are worth nothing
+# a push topic holds im.inbox records (a user's entries) and, with this header,
+# im.timeline records of large groups (broadcast to every gateway)
+PUSH_KIND_HEADER = "imstream.kind"
+PUSH_KIND_TIMELINE = b"timeline"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@
 On start it creates its push topic ``im.push.<gateway id>`` and announces
 itself on ``im.presence``; every device that opens ``GET /v1/stream`` makes its
 user present here, and the push agent routes that user's new sync entries to
-this gateway, which offers them to each of the user's connections.
+this gateway, which offers them to each of the user's connections. Large
+groups' events come broadcast: see pipeline/gateway/group_push.py.
 """
 
 from __future__ import annotations
@@ -24,20 +25,21 @@ from aiohttp import WSMsgType, web
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from pipeline import auth, kafka, sync_timeline
+from pipeline import auth, kafka, large_groups, sync_timeline
 from pipeline.clickhouse import ClickHouse
 from pipeline.errors import ConfigError, EventError, ImstreamError
 from pipeline.events import limits_from
 from pipeline.framing import EventCache
 from pipeline.gateway import openapi
 from pipeline.gateway.errors import json_errors
+from pipeline.gateway.group_push import GroupPush
 from pipeline.gateway.http import HttpApi
 from pipeline.gateway.hub import RESYNC_AFTER_S, RESYNC_FRAME, Connection, Hub
 from pipeline.presence import HEARTBEAT_S, heartbeat_key, heartbeat_record, user_key, user_record
 from pipeline.producer import Producer
 from pipeline.settings import Settings
 from pipeline.sync_timeline import SyncEntry
-from pipeline.topics import catalogue
+from pipeline.topics import PUSH_KIND_HEADER, PUSH_KIND_TIMELINE, catalogue
 
 log = logging.getLogger(__name__)
 DEV_SECRET = "imstream-local-dev-secret"  # noqa: S105  (refused off loopback)
@@ -82,6 +84,8 @@ class Gateway:
         self.presence_updates: asyncio.Queue[tuple[bytes, bytes | None]] = asyncio.Queue()
         self.hub = Hub(on_presence=self._presence_changed)
         self.events = EventCache(limits_from(settings))
+        self.limits = limits_from(settings)
+        self.group_push = GroupPush(self.store, self.limits, self.hub.push)
         self.pushed = 0
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -102,6 +106,7 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.group_push.close()
         await self.producer.stop()
         await self.presence.stop()
         self.store.close()
@@ -167,6 +172,8 @@ class Gateway:
         )
         writer = asyncio.create_task(connection.write())
         self.hub.add(connection)
+        if len(self.hub.users[who.user_id]) == 1:
+            self.group_push.connected(who.user_id)
         resync = asyncio.get_running_loop().call_later(
             RESYNC_AFTER_S, connection.offer, RESYNC_FRAME
         )
@@ -179,12 +186,15 @@ class Gateway:
         finally:
             resync.cancel()
             self.hub.remove(connection)
+            if who.user_id not in self.hub.users:
+                self.group_push.disconnected(who.user_id)
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
         return ws
 
     async def _client_frame(self, connection: Connection, text: str) -> None:
-        """Devices may ack their cursor over the socket: {"type": "ack", "cursor": N}."""
+        """Devices may ack their cursors over the socket:
+        {"type": "ack", "cursor": N, "groups": {"<conversation>": seq}} (groups optional)."""
         try:
             frame = orjson.loads(text)
             cursor = (
@@ -192,7 +202,10 @@ class Gateway:
             )
             if not isinstance(cursor, int) or isinstance(cursor, bool):
                 raise EventError('expected {"type": "ack", "cursor": <int>}')
-            await sync_timeline.ack(self.store, connection.user_id, connection.device_id, cursor)
+            groups = large_groups.checked_cursors(frame.get("groups", {}))
+            user, device = connection.user_id, connection.device_id
+            await large_groups.ack(self.store, user, device, groups)
+            await sync_timeline.ack(self.store, user, device, cursor)
         except (orjson.JSONDecodeError, ImstreamError) as exc:
             connection.offer(orjson.dumps({"type": "error", "reason": str(exc)}).decode())
 
@@ -213,7 +226,10 @@ class Gateway:
             while True:
                 batch = await consumer.getmany(tp, timeout_ms=500)
                 for record in batch.get(tp, []):
-                    self._dispatch(record.value or b"")
+                    if (PUSH_KIND_HEADER, PUSH_KIND_TIMELINE) in list(record.headers or ()):
+                        self.pushed += self.group_push.timeline(record.value or b"")
+                    else:
+                        self._dispatch(record.value or b"")
         finally:
             await consumer.stop()
 
@@ -225,6 +241,8 @@ class Gateway:
             return
         frame = orjson.dumps({"type": "entry", "entry": SyncEntry.from_inbox(entry).to_json()})
         self.pushed += self.hub.push(entry.user_id, frame.decode())
+        if entry.event.large:
+            self.group_push.inbox(entry)
 
     def _presence_changed(self, user_id: str, devices: int) -> None:
         record = user_record(self.id, user_id, devices, int(time.time() * 1000))

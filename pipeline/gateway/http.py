@@ -10,12 +10,13 @@ conversation id already taken (409).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from pipeline import history, queries, sync_timeline
+from pipeline import history, large_groups, queries, sync_timeline
 from pipeline.auth import Identity
 from pipeline.clickhouse import ClickHouse
 from pipeline.errors import AccessDeniedError, RejectedError, ValidationError
@@ -65,6 +66,18 @@ def query_int(request: web.Request, name: str, default: int | None, low: int, hi
     if not low <= value <= high:
         raise ValidationError(f"query parameter {name!r} must be between {low} and {high}")
     return value
+
+
+def group_cursors(request: web.Request) -> dict[str, int]:
+    """The ``groups`` query parameter: ``<conversation>:<seq>,...`` (ids may hold ':')."""
+    raw = request.query.get("groups", "")
+    found: dict[str, int] = {}
+    for item in filter(None, raw.split(",")):
+        conv, _, seq = item.rpartition(":")
+        if not conv or not seq.isdigit() or len(seq) > 18:
+            raise ValidationError("query parameter 'groups' must be <conversation>:<seq>,...")
+        found[conv] = int(seq)
+    return found
 
 
 def accepted(ack: Ack, **extra: Any) -> web.Response:
@@ -182,19 +195,27 @@ class HttpApi:
         )
 
     async def pull(self, request: web.Request) -> web.Response:
+        """The sync timeline after ``after``, and a page of each large group the
+        device reads (after the cursors in ``groups=<conv>:<seq>,...``, else its acked ones)."""
+        who = identity(request)
+        limit = query_int(request, "limit", 100, 1, sync_timeline.MAX_PAGE)
         page = await sync_timeline.pull(
             self.store,
-            identity(request).user_id,
+            who.user_id,
             after=query_int(request, "after", 0, 0, 2**62),
-            limit=query_int(request, "limit", 100, 1, sync_timeline.MAX_PAGE),
+            limit=limit,
             retention_days=self.settings.pipeline.sync_retention_days,
+        )
+        groups = await large_groups.pages(
+            self.store, who.user_id, who.device_id, group_cursors(request), limit
         )
         return _json(
             {
                 "entries": [e.to_json() for e in page.entries],
                 "cursor": page.cursor,
                 "head": page.head,
-                "caught_up": page.caught_up,
+                "caught_up": page.caught_up and all(g.caught_up for g in groups),
+                "groups": [g.to_json() for g in groups],
             }
         )
 
@@ -203,13 +224,33 @@ class HttpApi:
         device = request.match_info["device"]
         if device != who.device_id:
             raise AccessDeniedError(f"this token is for device {who.device_id}, not {device}")
-        cursor = field(await json_body(request), "cursor", int)
+        data = await json_body(request)
+        cursor = field(data, "cursor", int)
+        groups = large_groups.checked_cursors(data.get("groups", {}))
+        if cursor < 0:
+            raise ValidationError("cursor must be >= 0")
+        await self._with_grace(lambda: large_groups.ack(self.store, who.user_id, device, groups))
         await sync_timeline.ack(self.store, who.user_id, device, cursor)
         return web.Response(status=204)
 
     async def devices(self, request: web.Request) -> web.Response:
-        cursors = await sync_timeline.device_cursors(self.store, identity(request).user_id)
-        return _json({"devices": cursors})
+        user = identity(request).user_id
+        cursors = await sync_timeline.device_cursors(self.store, user)
+        return _json(
+            {"devices": cursors, "groups": await large_groups.device_cursors(self.store, user)}
+        )
+
+    async def _with_grace(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        """``attempt`` until it is not refused, at most MEMBERSHIP_GRACE_S: a membership
+        change the caller made a moment ago may not be stored yet."""
+        deadline = asyncio.get_running_loop().time() + MEMBERSHIP_GRACE_S
+        while True:
+            try:
+                return await attempt()
+            except AccessDeniedError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+            await asyncio.sleep(0.1)
 
     async def _require_member(self, conversation_id: str, user_id: str) -> None:
         """Members only. A yes is remembered for MEMBER_CACHE_S (a send must not cost a

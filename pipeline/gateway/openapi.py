@@ -91,7 +91,25 @@ SPEC: dict[str, Any] = {
                 content_type=STR,
                 body=STR,
                 ts_ms=INT,
+                large={
+                    "type": "boolean",
+                    "description": "a large group's membership change: its messages after "
+                    "seq come in groups of a pull and as group_message pushes, not here",
+                },
             ),
+            "GroupPage": _obj(
+                ["conversation_id", "after", "messages", "head"],
+                conversation_id=STR,
+                after={"type": "integer", "description": "the seq this page reads after"},
+                messages={"type": "array", "items": _ref("Message")},
+                head={"type": "integer", "description": "the last seq this device may read now"},
+                until={"type": "integer", "description": "present if the user left: their last"},
+            ),
+            "GroupCursors": {
+                "type": "object",
+                "description": "large group id -> the last seq the device applied",
+                "additionalProperties": {"type": "integer", "minimum": 0},
+            },
         },
     },
     "security": [{"bearer": []}],
@@ -177,19 +195,30 @@ SPEC: dict[str, Any] = {
         },
         "/v1/sync": {
             "get": {
-                "summary": "the caller's sync timeline after a cursor, in order, never past a gap",
+                "summary": "the caller's sync timeline after a cursor, in order, never past a gap; "
+                "and a page of each large group the device reads (read diffusion)",
                 "parameters": [
                     _query_int("after", "the device's cursor (default 0)"),
-                    _query_int("limit", "1-1000, default 100"),
+                    _query_int("limit", "1-1000, default 100 (entries, and messages per group)"),
+                    {
+                        "name": "groups",
+                        "in": "query",
+                        "required": False,
+                        "description": "the device's cursors in large groups, "
+                        "<conversation>:<seq>,...; a group not named reads after the "
+                        "device's acked cursor, else from the user's join",
+                        "schema": {"type": "string"},
+                    },
                 ],
                 "responses": {
                     "200": _json(
                         _obj(
-                            ["entries", "cursor", "head", "caught_up"],
+                            ["entries", "cursor", "head", "caught_up", "groups"],
                             entries={"type": "array", "items": _ref("SyncEntry")},
                             cursor=INT,
                             head=INT,
                             caught_up={"type": "boolean"},
+                            groups={"type": "array", "items": _ref("GroupPage")},
                         ),
                         "ok",
                     ),
@@ -202,22 +231,35 @@ SPEC: dict[str, Any] = {
         },
         "/v1/devices/{device}/cursor": {
             "put": {
-                "summary": "ack the device's cursor (only the token's own device)",
+                "summary": "ack the device's cursor, and its cursors in large groups (only the "
+                "token's own device; 403 for a group the user has not been a member of)",
                 "parameters": [_path_param("device")],
-                "requestBody": _body(_obj(["cursor"], cursor=INT)),
+                "requestBody": _body(_obj(["cursor"], cursor=INT, groups=_ref("GroupCursors"))),
                 "responses": {"204": {"description": "stored"}, **ERRORS},
             }
         },
         "/v1/devices": {
             "get": {
-                "summary": "the cursor of each of the caller's devices",
-                "responses": {"200": _json({"type": "object"}, "ok"), **ERRORS},
+                "summary": "the cursor of each of the caller's devices, and their group cursors",
+                "responses": {
+                    "200": _json(
+                        _obj(
+                            ["devices", "groups"],
+                            devices={"type": "object", "additionalProperties": INT},
+                            groups={"type": "object", "additionalProperties": _ref("GroupCursors")},
+                        ),
+                        "ok",
+                    ),
+                    **ERRORS,
+                },
             }
         },
         "/v1/stream": {
             "get": {
-                "summary": "WebSocket: server frames {type: hello|entry|pull|error}; client may "
-                "send {type: ack, cursor}. Token in ?token= or Authorization.",
+                "summary": "WebSocket: server frames {type: hello|entry|pull|error} and {type: "
+                "group_message, conversation_id, seq, entry: Message} (apply when seq is the "
+                "group cursor + 1, else pull); client may send {type: ack, cursor, groups?}. "
+                "Token in ?token= or Authorization.",
                 "responses": {"101": {"description": "switching protocols"}, **ERRORS},
             }
         },

@@ -21,6 +21,11 @@ SNAPSHOT = {
     "messages": "SELECT DISTINCT * FROM messages ORDER BY conversation_id, seq",
     "conversations": "SELECT DISTINCT * FROM conversations ORDER BY conversation_id",
     "membership": "SELECT DISTINCT * FROM membership ORDER BY conversation_id, event_no, user_id",
+    "membership_by_user": "SELECT DISTINCT * FROM membership_by_user"
+    " ORDER BY user_id, conversation_id, event_no",
+    "large_groups": "SELECT DISTINCT * FROM large_groups ORDER BY conversation_id, event_no",
+    "large_group_heads": "SELECT conversation_id, max(seq), max(event_no) FROM large_group_heads"
+    " GROUP BY conversation_id ORDER BY conversation_id",
     "sync_timeline": "SELECT DISTINCT * FROM sync_timeline ORDER BY user_id, sync_seq",
     # a sink writes a head per batch; what counts is the highest
     "sync_heads": "SELECT user_id, max(head) FROM sync_heads GROUP BY user_id ORDER BY user_id",

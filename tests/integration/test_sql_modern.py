@@ -38,8 +38,15 @@ EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "DEVICE_CURSORS": {"user_id": "alice"},
     "SYNC_PARTITIONS": {"database": "imstream"},
     "DROP_SYNC_PARTITION": {"partition_id": "20261120"},
+    "USER_LARGE_GROUPS": {"user_id": "alice"},
+    "LARGE_GROUPS_IN": {"conversation_ids": ("c1", "c2")},
+    "USER_MEMBERSHIP_IN": {"user_id": "alice", "conversation_ids": ("c1",)},
+    "LARGE_GROUP_HEADS": {"conversation_ids": ("c1",)},
+    "USER_GROUP_CURSORS": {"user_id": "alice"},
     "CHECK_HISTORY": {},
     "CHECK_SYNC": {},
+    "CHECK_LARGE_GROUPS": {},
+    "CHECK_LARGE_MEMBERSHIP": {},
     "REPORT_DAILY_VOLUME": PERIOD,
     "REPORT_DAILY_SENDERS": PERIOD,
     "REPORT_PERIOD_SENDERS": PERIOD,
@@ -74,6 +81,9 @@ EXAMPLE_ROWS: dict[str, tuple[Any, ...]] = {
     ),
     "sync_heads": ("alice", 1),
     "device_cursors": ("alice", "phone", 1, 2),
+    "large_groups": ("c1", 1, 0),
+    "large_group_heads": ("c1", 1, 2),
+    "device_group_cursors": ("alice", "phone", "c1", 1, 2),
 }
 
 
@@ -116,7 +126,7 @@ def test_every_migration_applies_and_is_recorded(modern: Any) -> None:
     applied = str(run(modern, schema.APPLIED))
     assert sorted(applied.split()) == sorted(str(m.version) for m in schema.migrations())
     tables = str(run(modern, "SHOW TABLES FROM fresh"))
-    for table in ("messages", "sync_timeline", "membership", "device_cursors"):
+    for table in ("messages", "sync_timeline", "membership", "device_cursors", "large_groups"):
         assert table in tables
     run(modern, "USE imstream")
 
@@ -148,3 +158,13 @@ def test_every_statement_is_registered() -> None:
         if name.isupper() and isinstance(value, str)
     }
     assert set(constants.values()) <= registered
+
+
+def test_a_users_large_groups_are_found_through_the_membership_view(modern: Any) -> None:
+    """membership_by_user is filled by its view from the example membership row."""
+    sql = queries.USER_LARGE_GROUPS % escape_params({"user_id": "alice"}, CONTEXT)
+    assert str(run(modern, sql)).split() == ['"c1",1,0']
+    sql = queries.USER_MEMBERSHIP_IN % escape_params(
+        {"user_id": "alice", "conversation_ids": ("c1",)}, CONTEXT
+    )
+    assert str(run(modern, sql)).split() == ['"c1",1,"join",0']

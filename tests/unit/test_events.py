@@ -155,3 +155,18 @@ def test_event_ids_are_normalised_to_canonical_uuids() -> None:
     upper = "5899B688-0000-4000-8000-000000000001"
     command = decode_command(orjson.dumps(message(event_id=upper)), LIMITS)
     assert command.event_id == upper.lower()
+
+
+def test_the_large_flag_is_encoded_only_when_set_and_old_records_decode() -> None:
+    sent = MessageSent(new_event_id(), "c1", "alice", "m1", "text/plain", "x", 2)
+    small = TimelineEvent(sent, event_no=2, seq=1, ts_ms=9)
+    large = TimelineEvent(sent, event_no=3, seq=2, ts_ms=9, large=True)
+    assert "large" not in orjson.loads(encode_timeline(small))  # as records were before
+    assert orjson.loads(encode_timeline(large))["large"] is True
+    assert decode_timeline(encode_timeline(large), LIMITS) == large
+    assert decode_timeline(encode_timeline(small), LIMITS).large is False
+    for user, raw in encode_deliveries(large, ["bob"]):
+        assert decode_delivery(raw, LIMITS) == Delivery(user, large)
+    bad = orjson.loads(encode_timeline(large)) | {"large": 1}
+    with pytest.raises(ValidationError, match="'large' must be a boolean"):
+        decode_timeline(orjson.dumps(bad), LIMITS)

@@ -131,3 +131,49 @@ def test_dedupe_memory_is_bounded_by_count_too() -> None:
     # the oldest were forgotten first: m0 is new again, m4 still a duplicate
     assert isinstance(s.apply(send("alice", "m4"), 210), Duplicate)
     accepted(s.apply(send("alice", "m0"), 210))
+
+
+def large_flags(s: Sequencer, commands: list[object]) -> list[bool]:
+    return [accepted(s.apply(c, 0)).event.large for c in commands]  # type: ignore[arg-type]
+
+
+def test_a_group_is_large_exactly_from_the_join_that_crosses_the_threshold() -> None:
+    s = Sequencer(StateStore(), dedupe_window_ms=0, max_group_size=10, read_diffusion_threshold=3)
+    before = large_flags(s, [create(members=("alice", "bob")), send(), join("carol"), send()])
+    assert before == [False, False, False, False]  # 3 members: not more than the threshold
+    assert large_flags(s, [join("dave")]) == [True]  # 4 > 3: the switch
+    after = large_flags(s, [send(), leave("dave"), leave("carol"), send("bob"), join("erin")])
+    assert after == [True] * 5  # sticky, even at 2 members
+
+
+def test_a_group_created_above_the_threshold_is_large_from_its_creation() -> None:
+    s = Sequencer(StateStore(), dedupe_window_ms=0, max_group_size=10, read_diffusion_threshold=2)
+    assert large_flags(s, [create(members=("alice", "bob", "carol")), send()]) == [True, True]
+    d = Sequencer(StateStore(), dedupe_window_ms=0, max_group_size=10, read_diffusion_threshold=1)
+    # direct conversations are never large
+    assert large_flags(d, [create(kind="direct"), send()]) == [False, False]
+
+
+def test_threshold_zero_never_reads_diffused() -> None:
+    s = Sequencer(StateStore(), dedupe_window_ms=0, max_group_size=10, read_diffusion_threshold=0)
+    members = tuple(f"u{i}" for i in range(10))
+    assert large_flags(s, [create(members=members), send("u1")]) == [False, False]
+
+
+def test_the_large_flag_survives_restore_and_old_state_values_still_load() -> None:
+    s = Sequencer(StateStore(), dedupe_window_ms=0, max_group_size=10, read_diffusion_threshold=2)
+    large_flags(s, [create(), join("carol")])
+    restored = StateStore()
+    for key, value in s.state.changelog():
+        restored.restore(key, value)
+    again = Sequencer(restored, dedupe_window_ms=0, max_group_size=10, read_diffusion_threshold=2)
+    event = accepted(again.apply(send(), 0)).event
+    assert (event.large, event.seq, event.event_no) == (True, 1, 3)
+
+    old = StateStore()  # a value written before the flag existed: four fields
+    old.restore(b"c/c1", b'["group",7,9,100]')
+    old.restore(b"m/c1", b'["alice","bob"]')
+    legacy = Sequencer(old, dedupe_window_ms=0, max_group_size=10, read_diffusion_threshold=2)
+    event = accepted(legacy.apply(send(), 0)).event
+    assert (event.large, event.seq, event.event_no, event.ts_ms) == (False, 8, 10, 100)
+    assert accepted(legacy.apply(join("carol"), 0)).event.large
