@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
 
-from bench import plots, targets
+from bench import analytics, plots, targets
 from bench.tables import Table, cpu_table, memory_table, num, other_load, profile_lines
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
 SCENARIOS = ("baseline", "throughput", "fanout", "latency", "reads")
-ANALYTICS = "analytics.json"  # written by bench/analytics.py (another branch), in its own shape
+ANALYTICS = "analytics.json"  # bench/analytics.py writes it (the runner, if it failed)
 
 
 def load(results: Path) -> dict[str, Document]:
@@ -34,7 +33,7 @@ def load(results: Path) -> dict[str, Document]:
     return docs
 
 
-def write(results: Path, markdown: Path, analytics: ModuleType | None = None) -> None:
+def write(results: Path, markdown: Path) -> None:
     docs = load(results)
     drawn = {
         "throughput-over-time.png": plots.throughput_over_time(
@@ -49,7 +48,7 @@ def write(results: Path, markdown: Path, analytics: ModuleType | None = None) ->
     images = {name: _relative(results / name, link) for name, drawn_ok in drawn.items() if drawn_ok}
     extra = results / ANALYTICS
     analytics_doc = orjson.loads(extra.read_bytes()) if extra.exists() else None
-    text = render(docs, images, analytics, analytics_doc, previous=_read(markdown))
+    text = render(docs, images, analytics_doc)
     markdown.write_text(text, encoding="utf-8")
     log.info("wrote %s", markdown)
 
@@ -57,9 +56,7 @@ def write(results: Path, markdown: Path, analytics: ModuleType | None = None) ->
 def render(
     docs: dict[str, Document],
     images: dict[str, str],
-    analytics: ModuleType | None = None,
     analytics_doc: Document | None = None,
-    previous: str = "",
 ) -> str:
     out = [
         "# Benchmarks",
@@ -78,7 +75,7 @@ def render(
         *_latency(docs.get("latency"), images),
         *_reads(docs.get("reads")),
         *_costs(docs),
-        *_analytics(analytics_doc, analytics, previous),
+        *_analytics(analytics_doc),
         *_failures(docs),
     ]
     return "\n".join(out).rstrip() + "\n"
@@ -361,21 +358,12 @@ def _costs(docs: dict[str, Document]) -> list[str]:
     return out
 
 
-def _analytics(doc: Document | None, module: ModuleType | None, previous: str) -> list[str]:
-    """The analytics benchmark's own section (another branch owns it): rendered by its
-    ``markdown`` when it has one, else the section already in the page is kept."""
-    if doc is not None and module is not None and callable(getattr(module, "markdown", None)):
-        try:
-            body = module.markdown(doc)
-        except (KeyError, TypeError, AttributeError) as exc:
-            body = f"(could not render analytics.json: {exc!r})"
-        return ["## Analytics", "", str(body), ""]
-    marker = "## Analytics"
-    if marker in previous:
-        section = previous[previous.index(marker) :]
-        end = section.find("\n## ", len(marker))
-        return [section[: end if end > 0 else None].rstrip(), ""]
-    return []
+def _analytics(doc: Document | None) -> list[str]:
+    if doc is None:
+        return []
+    if "timings" not in doc:  # the runner's document of a failed run
+        return ["## Analytics", "", f"Failed: `{doc.get('error', doc.get('status'))}`", ""]
+    return ["## Analytics", "", analytics.markdown(doc), ""]
 
 
 def _failures(docs: dict[str, Document]) -> list[str]:
@@ -400,7 +388,3 @@ def _relative(path: Path, base: Path) -> str:
         return str(path.resolve().relative_to(base))
     except ValueError:
         return str(path.resolve())
-
-
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8") if path.exists() else ""

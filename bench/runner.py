@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import inspect
 import logging
 import os
 import sys
@@ -28,12 +26,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
 
-from bench import baseline, fanout, latency, machine, reads, report, throughput
+from bench import analytics, baseline, fanout, latency, machine, reads, report, throughput
 from bench.context import Context
 from bench.profiles import PROFILES, Profile
 from pipeline import clickhouse, kafka
@@ -43,12 +40,21 @@ from pipeline.settings import Settings
 log = logging.getLogger("bench")
 
 Scenario = Callable[[Context], Awaitable[dict[str, Any]]]
+
+
+async def _analytics(ctx: Context) -> dict[str, Any]:
+    """bench/analytics.py is synchronous (clickhouse-driver) and writes its own
+    bench/results/analytics.json; it runs in a thread, off this event loop."""
+    return await asyncio.to_thread(analytics.run, ctx.settings, ctx.profile.name, ctx.results)
+
+
 SCENARIOS: dict[str, Scenario] = {
     "baseline": baseline.run,
     "throughput": throughput.run,
     "fanout": fanout.run,
     "latency": latency.run,
     "reads": reads.run,
+    "analytics": _analytics,
 }
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -56,17 +62,8 @@ MARKDOWN = ROOT / "BENCHMARKS.md"
 STACK_TIMEOUT_S = 10.0
 
 
-def analytics_module() -> ModuleType | None:
-    """bench/analytics.py (another branch) when it is there and exposes ``run``."""
-    try:
-        module = importlib.import_module("bench.analytics")
-    except ImportError:
-        return None
-    return module if callable(getattr(module, "run", None)) else None
-
-
 def selected(only: str | None) -> list[str]:
-    known = [*SCENARIOS, *(["analytics"] if analytics_module() else [])]
+    known = list(SCENARIOS)
     if not only:
         return known
     wanted = [name.strip() for name in only.split(",") if name.strip()]
@@ -104,12 +101,12 @@ async def run(
     for name in names:
         log.info("scenario %s ...", name)
         document = await _scenario(ctx, name, run_id, facts)
-        if name != "analytics":  # it writes bench/results/analytics.json itself
-            _write(results / f"{name}.json", document)
+        if name != "analytics" or document["status"] != "ok":
+            _write(results / f"{name}.json", document)  # analytics writes its own when it ran
         written[name] = document
         log.info("scenario %s: %s in %.0fs", name, document["status"], document["duration_s"])
     if markdown is not None:
-        report.write(results, markdown, analytics_module())
+        report.write(results, markdown)
     return written
 
 
@@ -125,10 +122,7 @@ async def _scenario(ctx: Context, name: str, run_id: str, facts: dict[str, Any])
     }
     loadavg_start = [round(x, 2) for x in os.getloadavg()]
     try:
-        if name == "analytics":
-            document["result"] = await _analytics(ctx)
-        else:
-            document["result"] = await SCENARIOS[name](ctx)
+        document["result"] = await SCENARIOS[name](ctx)
         document["status"] = "ok"
     except Exception as exc:
         log.exception("scenario %s failed", name)
@@ -142,21 +136,6 @@ async def _scenario(ctx: Context, name: str, run_id: str, facts: dict[str, Any])
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
     }
     return document
-
-
-async def _analytics(ctx: Context) -> dict[str, Any]:
-    """Run bench.analytics.run with the keyword arguments its signature names.
-
-    The coupling is deliberately small: the analytics benchmark writes its own
-    results (bench/results/analytics.json); what it returns is kept here too."""
-    module = analytics_module()
-    assert module is not None
-    offered = {"settings": ctx.settings, "profile": ctx.profile.name, "results": ctx.results}
-    accepted = inspect.signature(module.run).parameters
-    outcome = module.run(**{k: v for k, v in offered.items() if k in accepted})
-    if inspect.isawaitable(outcome):
-        outcome = await outcome
-    return outcome if isinstance(outcome, dict) else {"returned": repr(outcome)}
 
 
 def _write(path: Path, document: dict[str, Any]) -> None:
@@ -199,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
     if args.report_only:
-        report.write(args.results, args.markdown, analytics_module())
+        report.write(args.results, args.markdown)
         return 0
     try:
         written = asyncio.run(

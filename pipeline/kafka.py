@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +41,7 @@ def transactional_producer(settings: Settings, transactional_id: str) -> AIOKafk
         settings,
         transactional_id=transactional_id,
         transaction_timeout_ms=settings.kafka.transaction_timeout_ms,
+        linger_ms=0,  # a stage hands over its whole batch before it waits: nothing to linger for
     )
 
 
@@ -166,17 +167,28 @@ class Placed:
     offset: int
 
 
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]] | None]  # key, value, headers
+Sent = tuple["asyncio.Future[Any]", Sequence[int]]  # a send's future, offsets of its records
+
+
 class BatchWriter:
-    """Records appended into per-partition batches, then sent: about a third of the CPU
-    of one ``producer.send()`` per record. Keys choose partitions as the default
-    partitioner does, from the partition counts of the catalogue."""
+    """Records grouped by partition, then sent: a partition's records as batches of
+    their own (about a third of the CPU of one ``producer.send()`` per record), or, for a
+    few records, through ``producer.send()``. The producer keeps one request in flight
+    per broker, and a request carries one batch per partition: a batch of one record
+    per call would cap a producer serving many small calls (the SDK, the gateway) at a
+    few records per round trip, where ``send()`` lets concurrent calls share batches.
+    Keys choose partitions as the default partitioner does, from the partition counts
+    of the catalogue."""
+
+    SHARED_BELOW = 8
+    """A partition's records go through ``producer.send()`` when fewer than this."""
 
     def __init__(self, producer: AIOKafkaProducer, partitions: dict[str, int]) -> None:
         self.producer = producer
         self.partitions = partitions
-        self._batches: list[tuple[str, int, Any]] = []
-        self._open: dict[tuple[str, int], int] = {}
-        self._placed: list[tuple[int, int]] = []  # (batch index, offset in the batch)
+        self._records: dict[tuple[str, int], list[Record]] = {}
+        self._placed: list[tuple[tuple[str, int], int]] = []  # (partition, index in it)
 
     def __len__(self) -> int:
         return len(self._placed)
@@ -191,34 +203,46 @@ class BatchWriter:
     ) -> None:
         if partition is None:
             partition = 0 if key is None else partition_for(key, self.partitions[topic])
-        index = self._open.get((topic, partition))
-        if index is None:
-            index = self._new_batch(topic, partition)
-        meta = self._batches[index][2].append(key=key, value=value, timestamp=None, headers=headers)
-        if meta is None:  # full: start another one
-            index = self._new_batch(topic, partition)
-            meta = self._batches[index][2].append(
-                key=key, value=value, timestamp=None, headers=headers
-            )
-            if meta is None:
-                raise ValueError(f"a record of {len(value or b'')} bytes does not fit a batch")
-        self._placed.append((index, meta.offset))
-
-    def _new_batch(self, topic: str, partition: int) -> int:
-        self._batches.append((topic, partition, self.producer.create_batch()))
-        self._open[(topic, partition)] = len(self._batches) - 1
-        return len(self._batches) - 1
+        records = self._records.setdefault((topic, partition), [])
+        self._placed.append(((topic, partition), len(records)))
+        records.append((key, value, headers))
 
     async def send(self) -> list[Placed]:
-        """Send every batch; once the broker has them all, where each record went."""
-        futures = []
-        for topic, partition, batch in self._batches:
-            batch.close()
-            futures.append(await self.producer.send_batch(batch, topic, partition=partition))
-        bases = [meta.offset for meta in await asyncio.gather(*futures)]
-        placed = [
-            Placed(self._batches[i][0], self._batches[i][1], bases[i] + offset)
-            for i, offset in self._placed
-        ]
-        self._batches, self._open, self._placed = [], {}, []
+        """Send every record; once the broker has them all, where each one went."""
+        sent: dict[tuple[str, int], list[Sent]] = {}
+        for (topic, partition), records in self._records.items():
+            if len(records) < self.SHARED_BELOW:
+                sent[(topic, partition)] = [
+                    (await self.producer.send(topic, v, k, partition=partition, headers=h), (0,))
+                    for k, v, h in records
+                ]
+            else:
+                sent[(topic, partition)] = await self._send_batches(topic, partition, records)
+        offsets = {
+            tp: [(await future).offset + r for future, relative in entries for r in relative]
+            for tp, entries in sent.items()
+        }
+        placed = [Placed(tp[0], tp[1], offsets[tp][i]) for tp, i in self._placed]
+        self._records, self._placed = {}, []
         return placed
+
+    async def _send_batches(self, topic: str, partition: int, records: list[Record]) -> list[Sent]:
+        """The records as full batches, each with the records' offsets within it."""
+        sent: list[Sent] = []
+        relative: list[int] = []
+        batch = self.producer.create_batch()
+        for key, value, headers in records:
+            meta = batch.append(key=key, value=value, timestamp=None, headers=headers)
+            if meta is None:  # full: send it, start another one
+                batch.close()
+                sent.append(
+                    (await self.producer.send_batch(batch, topic, partition=partition), relative)
+                )
+                batch, relative = self.producer.create_batch(), []
+                meta = batch.append(key=key, value=value, timestamp=None, headers=headers)
+                if meta is None:
+                    raise ValueError(f"a record of {len(value or b'')} bytes does not fit a batch")
+            relative.append(meta.offset)
+        batch.close()
+        sent.append((await self.producer.send_batch(batch, topic, partition=partition), relative))
+        return sent

@@ -77,6 +77,10 @@ async def test_every_scenario_runs_small(stack: Settings, tmp_path: Path) -> Non
         runner.SCENARIOS, "ok"
     ), {name: doc.get("traceback") for name, doc in written.items()}
     docs = {name: json.loads((results / f"{name}.json").read_text()) for name in written}
+    # the analytics benchmark writes its own shape (tests/integration/test_bench.py)
+    timings = docs.pop("analytics")["timings"]
+    assert timings
+    assert all(0 < t["median_ms"] <= t["max_ms"] for t in timings)
     for doc in docs.values():
         assert doc["profile"] == "quick"
         assert doc["parameters"]["fanout_entries"] == 2_000
@@ -129,6 +133,7 @@ async def test_every_scenario_runs_small(stack: Settings, tmp_path: Path) -> Non
     text = markdown.read_text()
     assert "## Targets" in text
     assert "## Where the cost goes" in text
+    assert "## Analytics" in text
     for png in ("throughput-over-time.png", "latency-cdf.png", "fanout-cost.png"):
         assert (results / png).stat().st_size > 0
     assert await _corners(stack) <= before, "a scenario left its topics or database behind"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
 import pytest
@@ -82,11 +81,13 @@ def test_reads_on_a_smaller_store_are_not_judged() -> None:
     assert pull.status == "not met"
 
 
-def test_the_analytics_section_is_kept_or_rendered_by_its_module() -> None:
-    previous = "# Benchmarks\n\n## Analytics\n\n| q | ms |\n\n## Other\n"
-    kept = report.render({}, {}, previous=previous)
-    assert "## Analytics\n\n| q | ms |" in kept
-    assert "## Other" not in kept
-    module = types.SimpleNamespace(markdown=lambda doc: f"{len(doc['timings'])} timings")
-    rendered = report.render({}, {}, module, {"timings": [1, 2]})  # type: ignore[arg-type]
-    assert "## Analytics\n\n2 timings" in rendered
+def test_the_analytics_section_is_rendered_from_its_results_or_says_it_failed() -> None:
+    timing = {"name": "daily", "kind": "report", "median_ms": 12.5, "max_ms": 40.0}
+    result = {"shape": {"rows": 1_000, "days": 7}, "runs": 1, "timings": [timing]}
+    rendered = report.render({}, {}, {**result, "timings": [{**timing, "result_rows": 7}]})
+    assert "## Analytics" in rendered
+    assert "| daily | report | 12.5 | 40.0 | 7 |" in rendered
+    assert "Slowest run of any: 40 ms — **met**" in rendered
+    failed = report.render({}, {}, {"scenario": "analytics", "status": "failed", "error": "boom"})
+    assert "## Analytics\n\nFailed: `boom`" in failed
+    assert "## Analytics" not in report.render({}, {})
