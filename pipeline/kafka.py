@@ -218,10 +218,12 @@ class BatchWriter:
                 ]
             else:
                 sent[(topic, partition)] = await self._send_batches(topic, partition, records)
-        offsets = {
-            tp: [(await future).offset + r for future, relative in entries for r in relative]
-            for tp, entries in sent.items()
-        }
+        offsets: dict[tuple[str, int], list[int]] = {}
+        for tp, entries in sent.items():
+            found = offsets[tp] = []
+            for future, relative in entries:
+                base = (await future).offset
+                found += [base + r for r in relative]
         placed = [Placed(tp[0], tp[1], offsets[tp][i]) for tp, i in self._placed]
         self._records, self._placed = {}, []
         return placed
