@@ -20,7 +20,7 @@ from bench.context import Context
 from bench.isolation import isolated
 from bench.load import body
 from bench.procs import Monitor, Proc
-from bench.services import ROOT, spawn_env
+from bench.services import ROOT
 from pipeline import kafka
 from pipeline.events import encode_command
 from pipeline.producer import direct_conversation_id, message
@@ -105,7 +105,7 @@ async def copy(
     proc = await asyncio.create_subprocess_exec(
         *argv,
         cwd=ROOT,
-        env=spawn_env(settings),
+        env=settings.child_env(),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

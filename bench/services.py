@@ -9,7 +9,6 @@ the log lines of failed agents are kept with the result.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import socket
@@ -58,21 +57,14 @@ class Service:
         return [line[:300] for line in text.splitlines() if TROUBLE.search(line)][:20]
 
 
-def spawn_env(settings: Settings) -> dict[str, str]:
-    """This process's environment with ``settings`` instead of its IMSTREAM_ variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSTREAM_")}
-    env.update(settings.to_env())
-    return env
-
-
-def spawn(settings: Settings, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    env = spawn_env(settings)
+def spawn(settings: Settings, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    """``imstream <args>`` as a real process with ``settings`` in its environment."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "pipeline.cli", "-v", *args],
             cwd=ROOT,
-            env=env,
+            env=settings.child_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -99,7 +91,7 @@ class Services:
         n = len(self.workers)
         log = self.logdir / f"{self.settings.topics.prefix}worker{n}.log"
         service = Service(
-            f"worker{n}", spawn(settings, ["worker"], log), log, f"http://127.0.0.1:{port}"
+            f"worker{n}", spawn(settings, "worker", log=log), log, f"http://127.0.0.1:{port}"
         )
         self.workers.append(service)
         return service
@@ -111,7 +103,7 @@ class Services:
         n = len(self.gateways)
         log = self.logdir / f"{self.settings.topics.prefix}gateway{n}.log"
         service = Service(
-            f"gateway{n}", spawn(settings, ["gateway"], log), log, f"http://127.0.0.1:{port}"
+            f"gateway{n}", spawn(settings, "gateway", log=log), log, f"http://127.0.0.1:{port}"
         )
         self.gateways.append(service)
         await self._until(service, "/health")

@@ -151,6 +151,13 @@ class Settings:
                 )
         return env
 
+    def child_env(self) -> dict[str, str]:
+        """This process's environment with these settings as its only IMSTREAM_*
+        variables: the environment of a worker, gateway or CLI process it starts."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IMSTREAM_")}
+        env.update(self.to_env())
+        return env
+
     def replace(self, **groups: Any) -> Settings:
         """A copy with whole groups replaced: ``s.replace(topics=TopicSettings(prefix="t1."))``."""
         return dataclasses.replace(self, **groups)

@@ -4,9 +4,7 @@ reading topics back."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -19,13 +17,13 @@ import aiohttp
 from aiokafka import TopicPartition
 
 from agents.worker import AGENTS, Worker
-from pipeline import checker, kafka
+from bench.services import ROOT, free_port, spawn
+from pipeline import auth, checker, kafka
 from pipeline.deadletter import DeadLetter
 from pipeline.settings import Settings
 from pipeline.topics import TopicSpec, catalogue
 
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @asynccontextmanager
@@ -43,13 +41,6 @@ async def running_worker(
         await task
 
 
-def cli_env(settings: Settings) -> dict[str, str]:
-    """This process's environment with ``settings`` as the only IMSTREAM_* variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSTREAM_")}
-    env.update(settings.to_env())
-    return env
-
-
 def imstream(
     settings: Settings, *args: str, stdin: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
@@ -57,7 +48,7 @@ def imstream(
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *args],
         cwd=ROOT,
-        env=cli_env(settings),
+        env=settings.child_env(),
         input=stdin,
         capture_output=True,
         text=True,
@@ -66,17 +57,9 @@ def imstream(
     )
 
 
-def spawn(settings: Settings, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    """``imstream <args>`` as a real process with ``settings`` in its environment."""
-    env = cli_env(settings)
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "-v", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+def token(settings: Settings, user: str, device: str, ttl: int = 3600) -> str:
+    """A token for ``user``'s ``device``, signed with the gateway's secret."""
+    return auth.issue(settings.gateway.auth_secret, user, device, ttl)
 
 
 async def eventually(
@@ -143,12 +126,6 @@ async def dead_letters(settings: Settings, expected: int, within: float = 30.0) 
     finally:
         await consumer.stop()
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def other_stack(base: Settings, home: Path, **stack: object) -> Settings:

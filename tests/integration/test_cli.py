@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.producer import Producer, message
 from pipeline.settings import Settings
-from tests.support import ROOT, cli_env, converged, imstream, running_worker
+from tests.support import ROOT, converged, imstream, running_worker
 
 
 def ok(settings: Settings, *args: str) -> str:
@@ -76,7 +76,7 @@ def live_tail(settings: Settings) -> Iterator[subprocess.Popen[str]]:
     with subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "tail", "timeline", "--format", "json"],
         cwd=ROOT,
-        env=cli_env(settings),
+        env=settings.child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -8,16 +8,11 @@ from pathlib import Path
 
 import aiohttp
 
-from pipeline import auth
 from pipeline.client import ApiClient, SyncClient
 from pipeline.settings import Settings
-from tests.support import eventually, gateway_process, running_worker
+from tests.support import eventually, gateway_process, running_worker, token
 
 PUSH_BOUND_S = 5.0  # generous: CI machines are small and shared
-
-
-def token(settings: Settings, user: str, device: str) -> str:
-    return auth.issue(settings.gateway.auth_secret, user, device, 3600)
 
 
 async def start(client: SyncClient, stopping: asyncio.Event) -> asyncio.Task[None]:

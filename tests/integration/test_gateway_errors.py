@@ -12,11 +12,7 @@ import pytest
 from pipeline import auth
 from pipeline.client import ApiClient, ApiError, SyncClient
 from pipeline.settings import Settings
-from tests.support import eventually, gateway_process, running_worker
-
-
-def token(settings: Settings, user: str, device: str, ttl: int = 3600) -> str:
-    return auth.issue(settings.gateway.auth_secret, user, device, ttl)
+from tests.support import eventually, gateway_process, running_worker, token
 
 
 async def status_of(

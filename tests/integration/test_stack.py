@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -32,12 +31,10 @@ def squatter() -> Iterator[int]:
 
 
 def stack_cli(settings: Settings, command: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSTREAM_")}
-    env.update(settings.to_env())
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", command],
         cwd=ROOT,
-        env=env,
+        env=settings.child_env(),
         capture_output=True,
         text=True,
         timeout=300,
