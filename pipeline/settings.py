@@ -20,6 +20,9 @@ from typing import Any
 from pipeline.errors import ConfigError
 
 ENV_PREFIX = "IMSTREAM_"
+NOT_SETTINGS = frozenset({"IMSTREAM_FAULT_SEED", "IMSTREAM_TEST_KEEP_STACK"})
+"""``IMSTREAM_`` variables that are read by the test suite, not by imstream: the
+loader lets them be (every other unknown ``IMSTREAM_`` name is a typo)."""
 DAY_S = 86_400
 
 
@@ -129,7 +132,9 @@ class Settings:
                 if name in env:
                     values[item.name] = _parse(name, env[name], _hints(group_cls)[item.name])
             groups[group.name] = group_cls(**values)
-        unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known)
+        unknown = sorted(
+            k for k in env if k.startswith(ENV_PREFIX) and k not in known | NOT_SETTINGS
+        )
         if unknown:
             raise ConfigError(
                 f"unknown setting(s) {', '.join(unknown)}; see pipeline/settings.py for the names"

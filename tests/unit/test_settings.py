@@ -43,6 +43,14 @@ def test_unknown_variable_is_a_typo() -> None:
         Settings.from_env({"IMSTREAM_KAFKA_BOOTSTRAPS": "x:1"})
 
 
+def test_the_test_suites_variables_are_not_settings() -> None:
+    # the fault suite prints IMSTREAM_FAULT_SEED=<n> to replay a run: it must load
+    settings = Settings.from_env({"IMSTREAM_FAULT_SEED": "42", "IMSTREAM_TEST_KEEP_STACK": "1"})
+    assert settings == Settings.from_env({})
+    with pytest.raises(ConfigError, match="IMSTREAM_FAULT_SEEDS"):
+        Settings.from_env({"IMSTREAM_FAULT_SEEDS": "42"})
+
+
 def test_inconsistent_values_fail_fast() -> None:
     with pytest.raises(ConfigError, match="SYNC_RETENTION_DAYS must be >= 1"):
         Settings.from_env({"IMSTREAM_PIPELINE_SYNC_RETENTION_DAYS": "0"})
