@@ -24,12 +24,13 @@ test: $(STAMP)  ## start the stack (or reuse it) and run every test
 
 bench: $(STAMP)  ## throughput, latency, fan-out and reads against the raw broker
 	$(BIN)/imstream up
-	$(BIN)/imstream bench -- --profile full
+	$(BIN)/python -m bench --profile full
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 up down status logs: $(STAMP)
 	$(BIN)/imstream $@

@@ -2,7 +2,7 @@
 
 Write diffusion: membership is replayed from the timeline in log order, so a
 member who joins later gets nothing from before, and one who left gets nothing
-after (see pipeline/diffusion.py). Deliveries are keyed by receiver.
+after (see pipeline/model/diffusion.py). Deliveries are keyed by receiver.
 """
 
 from __future__ import annotations
@@ -11,20 +11,20 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from agents.transactional import Output, StageSpec, dead_letter
-from pipeline.diffusion import Fanout
+from agents.runtime.transactional import Output, StageSpec, dead_letter
 from pipeline.errors import EventError
-from pipeline.events import decode_timeline, encode_deliveries, limits_from
+from pipeline.log.topics import Topics
+from pipeline.model.diffusion import Fanout
+from pipeline.model.events import decode_timeline, encode_deliveries, limits_from
+from pipeline.model.state import StateStore
 from pipeline.settings import Settings
-from pipeline.state import StateStore
-from pipeline.topics import Topics
 
 STAGE = "fanout"
 
 
 class FanoutProcessor:
     def __init__(self, settings: Settings, topics: Topics, state: StateStore) -> None:
-        self.limits = limits_from(settings)
+        self.limits = limits_from(settings.pipeline)
         self.topics = topics
         self.fanout = Fanout(state)
 

@@ -25,10 +25,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from pipeline import kafka
-from pipeline.presence import PresenceTable
+from pipeline.log import kafka
+from pipeline.log.topics import PUSH_KIND_HEADER, PUSH_KIND_TIMELINE, catalogue
+from pipeline.model.presence import PresenceTable
 from pipeline.settings import Settings
-from pipeline.topics import PUSH_KIND_HEADER, PUSH_KIND_TIMELINE, catalogue
 
 log = logging.getLogger(__name__)
 TOPIC_RECHECK_S = 10.0

@@ -2,7 +2,7 @@
 
 Decodes every command, checks it against the conversation's membership,
 drops repeated client_msg_ids within the dedupe window, and gives each
-accepted command its place in the conversation (see pipeline/sequencing.py).
+accepted command its place in the conversation (see pipeline/model/sequencing.py).
 Anything it cannot accept goes to the dead-letter topic with the reason.
 """
 
@@ -13,13 +13,13 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from agents.transactional import Output, StageSpec, dead_letter
+from agents.runtime.transactional import Output, StageSpec, dead_letter
 from pipeline.errors import EventError
-from pipeline.events import decode_command, encode_timeline, limits_from
-from pipeline.sequencing import Accepted, Duplicate, Sequencer
+from pipeline.log.topics import Topics
+from pipeline.model.events import decode_command, encode_timeline, limits_from
+from pipeline.model.sequencing import Accepted, Duplicate, Sequencer
+from pipeline.model.state import StateStore
 from pipeline.settings import Settings
-from pipeline.state import StateStore
-from pipeline.topics import Topics
 
 log = logging.getLogger(__name__)
 STAGE = "sequencer"
@@ -27,7 +27,7 @@ STAGE = "sequencer"
 
 class SequencerProcessor:
     def __init__(self, settings: Settings, topics: Topics, state: StateStore) -> None:
-        self.limits = limits_from(settings)
+        self.limits = limits_from(settings.pipeline)
         self.topics = topics
         self.sequencer = Sequencer(
             state,

@@ -10,12 +10,12 @@ batches, idempotently, in the order of ``StoreRows.inserts``.
 
 from __future__ import annotations
 
-from agents.sink import ClickHouseSink
-from pipeline.clickhouse import ClickHouse
-from pipeline.events import TimelineEvent, decode_timeline, limits_from
-from pipeline.rows import store_rows
+from agents.runtime.sink import ClickHouseSink
+from pipeline.log.topics import Topics
+from pipeline.model.events import TimelineEvent, decode_timeline, limits_from
 from pipeline.settings import Settings
-from pipeline.topics import Topics
+from pipeline.store.clickhouse import ClickHouse
+from pipeline.store.rows import store_rows
 
 
 async def write_events(store: ClickHouse, events: list[TimelineEvent]) -> None:
@@ -24,7 +24,7 @@ async def write_events(store: ClickHouse, events: list[TimelineEvent]) -> None:
 
 
 def sink(settings: Settings, topics: Topics) -> ClickHouseSink[TimelineEvent]:
-    limits = limits_from(settings)
+    limits = limits_from(settings.pipeline)
     return ClickHouseSink(
         settings,
         name="store",

@@ -5,8 +5,8 @@
 
 Several workers share the work through Kafka consumer groups (one group per
 agent). On SIGTERM each agent finishes its batch, commits and leaves its
-group; a worker killed outright loses nothing either (see agents/transactional.py
-and agents/sink.py). If one agent fails, the worker stops the others and exits
+group; a worker killed outright loses nothing either (see agents/runtime/transactional.py
+and agents/runtime/sink.py). If one agent fails, the worker stops the others and exits
 non-zero, so a supervisor restarts it whole.
 """
 
@@ -21,13 +21,15 @@ from typing import Any, Protocol
 
 import orjson
 
-from agents import fanout, health, sequencer, store, sync
+from agents import fanout, sequencer, store, sync, sync_store
 from agents.push import PushAgent
-from agents.transactional import TransactionalStage
-from pipeline import kafka, schema
+from agents.runtime import health
+from agents.runtime.transactional import TransactionalStage
 from pipeline.errors import ConfigError
+from pipeline.log import kafka
+from pipeline.log.topics import catalogue
 from pipeline.settings import Settings
-from pipeline.topics import catalogue
+from pipeline.store import schema
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,8 @@ def build(settings: Settings, name: str) -> Agent:
         "fanout": lambda: TransactionalStage(settings, fanout.stage(settings, topics)),
         "sync": lambda: TransactionalStage(settings, sync.stage(settings, topics)),
         "store": lambda: store.sink(settings, topics),
-        "sync-store": lambda: sync.store_sink(settings, topics),
-        "retention": lambda: sync.Retention(settings),
+        "sync-store": lambda: sync_store.sink(settings, topics),
+        "retention": lambda: sync_store.Retention(settings),
         "push": lambda: PushAgent(settings),
     }
     if name not in factories:

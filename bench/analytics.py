@@ -5,7 +5,7 @@ use (columnar INSERTs into messages, conversations, membership and
 sync_timeline, so the materialized views build the rollups as they do live),
 drops the sync days older than the sync lifetime as retention does, and lets
 background merges settle. Then it times each built-in report
-(pipeline/reports.py, last 30 days) and each query of docs/analytics.md,
+(pipeline/ops/reports.py, last 30 days) and each query of docs/analytics.md,
 several runs each, and writes bench/results/analytics.json.
 
 A database already holding the same history (same rows and days, ending
@@ -33,11 +33,13 @@ from typing import Any
 import orjson
 
 from bench.synthetic import DAYS, ROWS, History, Shape
-from pipeline import clickhouse, queries, reports, schema, sync_timeline
-from pipeline.clickhouse import ClickHouse
-from pipeline.output import Table
-from pipeline.progress import Progress
+from pipeline.ops import reports
+from pipeline.ops.output import Table
+from pipeline.ops.progress import Progress
+from pipeline.read import sync_timeline
 from pipeline.settings import Settings
+from pipeline.store import clickhouse, queries, schema
+from pipeline.store.clickhouse import ClickHouse
 
 DATABASE = "bench_analytics"
 ROOT = Path(__file__).resolve().parent.parent

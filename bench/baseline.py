@@ -21,11 +21,11 @@ from bench.isolation import isolated
 from bench.load import body
 from bench.procs import Monitor, Proc
 from bench.services import ROOT
-from pipeline import kafka
-from pipeline.events import encode_command
-from pipeline.producer import direct_conversation_id, message
+from pipeline.log import kafka
+from pipeline.log.topics import TopicSpec
+from pipeline.model.events import encode_command
+from pipeline.sdk.producer import direct_conversation_id, message
 from pipeline.settings import Settings
-from pipeline.topics import TopicSpec
 
 CONVERSATIONS = 1_000
 SEND_WINDOW = 10_000

@@ -4,12 +4,12 @@ Python stage on this broker.
     python -m bench.copyloop --mode plain|transactional SOURCE SINK GROUP RECORDS
 
 Settings come from the environment like a worker's. Both modes use the
-project's Kafka clients and batch settings (``pipeline.kafka``,
+project's Kafka clients and batch settings (``pipeline.log.kafka``,
 ``PIPELINE_BATCH_*``) as the pipeline's stages do:
 
 * plain: a batch is sent (acks=all, idempotent), then its offsets committed,
   like the ClickHouse sinks;
-* transactional: like ``agents.transactional``: one transactional producer per
+* transactional: like ``agents.runtime.transactional``: one transactional producer per
   input partition, each partition's batch one transaction holding its output
   and its offset commit (no state, no decoding: nothing but the copy).
 
@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from pipeline import kafka
+from pipeline.log import kafka
 from pipeline.settings import Settings
 
 Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]

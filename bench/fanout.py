@@ -7,7 +7,9 @@ a population twice the group size), then enough messages for
 is the entries stored in ``sync_timeline`` divided by the time from the first
 send to the last entry stored (and, less the ramp at both ends, between 10%
 and 90% of them). Every message is one sync entry per member, the sender
-included (DESIGN.md: write diffusion; the code has no read diffusion yet).
+included: these groups are written diffused (every size here is at or below
+the read diffusion threshold, IMSTREAM_PIPELINE_READ_DIFFUSION_THRESHOLD, 2,000
+by default; see docs/design.md).
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from bench.load import (
 )
 from bench.procs import Monitor, per_unit
 from bench.services import Services, services
-from pipeline.clickhouse import ClickHouse
-from pipeline.producer import Producer
+from pipeline.sdk.producer import Producer
 from pipeline.settings import Settings
+from pipeline.store.clickhouse import ClickHouse
 
 SETUP_TIMEOUT_S = 120.0
 

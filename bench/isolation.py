@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
-from pipeline import clickhouse, kafka, schema
+from pipeline.log import kafka
+from pipeline.log.topics import catalogue
 from pipeline.settings import Settings
-from pipeline.topics import catalogue
+from pipeline.store import clickhouse, schema
 
 log = logging.getLogger(__name__)
 

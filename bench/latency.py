@@ -31,8 +31,8 @@ from bench.load import Pair, body, direct_created, pairs, publish, wait_for
 from bench.procs import Monitor, per_unit
 from bench.profiler import Recording
 from bench.services import Service, Services, services
-from pipeline import auth
-from pipeline.producer import Producer, message
+from pipeline.gateway import auth
+from pipeline.sdk.producer import Producer, message
 from pipeline.settings import Settings
 
 LATE_S = 10.0

@@ -1,6 +1,6 @@
 """Offered load and what the bench watches while it runs.
 
-Traffic goes in through the producer SDK (``pipeline.producer``), the way
+Traffic goes in through the producer SDK (``pipeline.sdk.producer``), the way
 services publish; a :class:`Sampler` records, every ``every_s``, how much was
 sent, stored (ClickHouse ``messages``), synced (``sync_timeline``) and the
 workers' lag per agent, for the throughput-over-time plots.
@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.clickhouse import ClickHouse
-from pipeline.events import Command, ConversationCreated, new_event_id
-from pipeline.producer import Producer, direct_conversation_id, message, now_ms
+from pipeline.model.events import Command, ConversationCreated, new_event_id
+from pipeline.sdk.producer import Producer, direct_conversation_id, message, now_ms
+from pipeline.store.clickhouse import ClickHouse
 
 COUNT_MESSAGES = "SELECT count() FROM messages"
 COUNT_SYNC = "SELECT count() FROM sync_timeline"

@@ -13,8 +13,8 @@ from typing import Any
 from bench import procs
 from infra.clickhouse import ClickHouseServer
 from infra.kafka import KafkaBroker
-from pipeline import clickhouse
 from pipeline.settings import Settings
+from pipeline.store import clickhouse
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_JAR = re.compile(r"kafka(?:_[\d.]+|-server|-clients)-(\d[\w.\-]*?)\.jar")

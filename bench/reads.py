@@ -1,13 +1,13 @@
 """Read latency: history pages and sync pulls with millions of rows stored.
 
 Synthetic rows go straight into the scenario's own database with columnar
-INSERTs in the column order of ``pipeline.queries`` (``INSERT_MESSAGES``,
+INSERTs in the column order of ``pipeline.store.queries`` (``INSERT_MESSAGES``,
 ``INSERT_SYNC_TIMELINE``, and the membership, conversations and sync_heads
 rows the reads consult): ``reads_messages`` messages over
 ``reads_conversations`` 1:1 conversations spread over the last 90 days, and
 ``reads_sync_entries`` sync entries over ``reads_users`` users spread over the
 sync lifetime. Once background merges settle, the real read functions
-(``pipeline.history.page``, ``pipeline.sync_timeline.pull``) are timed one
+(``pipeline.read.history.page``, ``pipeline.read.sync_timeline.pull``) are timed one
 request at a time at random places: full pages of 50 messages (a fifth of them
 the newest page) and of 100 sync entries.
 """
@@ -26,10 +26,11 @@ from bench.context import Context
 from bench.isolation import isolated
 from bench.load import body
 from bench.procs import Monitor
-from pipeline import history, queries, sync_timeline
-from pipeline.clickhouse import ClickHouse
-from pipeline.producer import direct_conversation_id
+from pipeline.read import history, sync_timeline
+from pipeline.sdk.producer import direct_conversation_id
 from pipeline.settings import DAY_S, Settings
+from pipeline.store import queries
+from pipeline.store.clickhouse import ClickHouse
 
 CHUNK_ROWS = 250_000
 HISTORY_DAYS = 90

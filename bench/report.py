@@ -337,9 +337,10 @@ def _reads(doc: Document | None) -> list[str]:
     return [
         "## Reads",
         "",
-        f"The real `pipeline.history.page` and `pipeline.sync_timeline.pull`, one request at a "
-        f"time, over {store['messages']:,} messages ({store['messages_per_conversation']} per "
-        f"conversation) and {store['sync_entries']:,} sync entries "
+        "The real `pipeline.read.history.page` and `pipeline.read.sync_timeline.pull`, "
+        f"one request at a time, over {store['messages']:,} messages "
+        f"({store['messages_per_conversation']} per conversation) and "
+        f"{store['sync_entries']:,} sync entries "
         f"({store['sync_entries_per_user']} per user), inserted at "
         f"{store['insert_rows_per_s']:,.0f} rows/s; merges "
         f"{'settled' if r['merges_done'] else 'still running'} ({parts}).",

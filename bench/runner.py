@@ -33,9 +33,10 @@ import orjson
 from bench import analytics, baseline, fanout, latency, machine, reads, report, throughput
 from bench.context import Context
 from bench.profiles import PROFILES, Profile
-from pipeline import clickhouse, kafka
 from pipeline.errors import ImstreamError
+from pipeline.log import kafka
 from pipeline.settings import Settings
+from pipeline.store import clickhouse
 
 log = logging.getLogger("bench")
 

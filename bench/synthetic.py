@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from pipeline import queries
+from pipeline.store import queries
 
 DAY_MS = 86_400_000
 ROWS = 10_000_000
@@ -49,7 +49,7 @@ class Shape:
 
 @dataclass(slots=True)
 class Day:
-    """One day of inserts, one list of columns per table (pipeline/queries.py order)."""
+    """One day of inserts, one list of columns per table (pipeline/store/queries.py order)."""
 
     day: date
     messages: Columns = field(default_factory=lambda: _empty(queries.INSERT_MESSAGES))

@@ -39,10 +39,10 @@ from bench.load import (
 from bench.procs import Monitor, per_unit
 from bench.profiler import Recording
 from bench.services import Services, services
-from pipeline.clickhouse import ClickHouse
 from pipeline.errors import StoreUnavailableError
-from pipeline.producer import Producer, message
+from pipeline.sdk.producer import Producer, message
 from pipeline.settings import Settings
+from pipeline.store.clickhouse import ClickHouse
 
 LAG_POLL_S = 0.25
 LAG_SMOOTHING = 4

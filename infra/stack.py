@@ -18,10 +18,11 @@ import sys
 from infra import process
 from infra.clickhouse import ClickHouseServer
 from infra.kafka import KafkaBroker
-from pipeline import clickhouse, kafka, schema
 from pipeline.errors import ImstreamError, PortInUseError, StartTimeoutError
+from pipeline.log import kafka
+from pipeline.log.topics import catalogue
 from pipeline.settings import Settings
-from pipeline.topics import catalogue
+from pipeline.store import clickhouse, schema
 
 PROBE_S = 3.0
 

@@ -1,4 +1,6 @@
-"""The error tree. Every error says whether retrying can help.
+"""The error tree. Every error says whether retrying can help (``retriable``):
+the gateway answers any retriable error with 503 and ``Retry-After``
+(pipeline/gateway/errors.py), whatever its class.
 
 ImstreamError
  ├── ConfigError            a setting is missing, mistyped or inconsistent
@@ -15,8 +17,7 @@ ImstreamError
  ├── AccessDeniedError      a user asks for what is not theirs
  ├── AuthError              a token is missing, malformed, forged or expired
  ├── CursorError            a sync cursor the server cannot serve
- │    ├── CursorExpiredError    older than the sync retention: re-sync from history
- │    └── CursorAheadError      beyond anything the user was ever sent
+ │    └── CursorExpiredError    older than the sync retention: re-sync from history
  ├── QueryError             ClickHouse refused an ad-hoc query (imstream sql)
  ├── RefusedError           an operation that would overwrite data, asked for
  │                          without the flag that allows it

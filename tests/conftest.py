@@ -19,9 +19,10 @@ import pytest
 from infra import stack as local_stack
 from infra.clickhouse import ClickHouseServer
 from infra.kafka import KafkaBroker
-from pipeline import clickhouse, kafka, schema
+from pipeline.log import kafka
+from pipeline.log.topics import catalogue
 from pipeline.settings import Settings
-from pipeline.topics import catalogue
+from pipeline.store import clickhouse, schema
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

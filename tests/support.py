@@ -18,10 +18,12 @@ from aiokafka import TopicPartition
 
 from agents.worker import AGENTS, Worker
 from bench.services import ROOT, free_port, spawn
-from pipeline import auth, checker, kafka
-from pipeline.deadletter import DeadLetter
+from pipeline.gateway import auth
+from pipeline.log import kafka
+from pipeline.log.deadletter import DeadLetter
+from pipeline.log.topics import TopicSpec, catalogue
+from pipeline.ops import checker
 from pipeline.settings import Settings
-from pipeline.topics import TopicSpec, catalogue
 
 T = TypeVar("T")
 

@@ -11,8 +11,14 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pipeline.events import Command, ConversationCreated, MemberJoined, MemberLeft, new_event_id
-from pipeline.producer import Producer, message, now_ms
+from pipeline.model.events import (
+    Command,
+    ConversationCreated,
+    MemberJoined,
+    MemberLeft,
+    new_event_id,
+)
+from pipeline.sdk.producer import Producer, message, now_ms
 
 USERS = [f"u{i:02d}" for i in range(12)]
 

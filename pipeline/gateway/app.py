@@ -25,21 +25,28 @@ from aiohttp import WSMsgType, web
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from pipeline import auth, kafka, large_groups, sync_timeline
-from pipeline.clickhouse import ClickHouse
 from pipeline.errors import ConfigError, EventError, ImstreamError
-from pipeline.events import limits_from
-from pipeline.framing import EventCache
-from pipeline.gateway import openapi
+from pipeline.gateway import auth, openapi
 from pipeline.gateway.errors import json_errors
 from pipeline.gateway.group_push import GroupPush
 from pipeline.gateway.http import HttpApi
 from pipeline.gateway.hub import RESYNC_AFTER_S, RESYNC_FRAME, Connection, Hub
-from pipeline.presence import HEARTBEAT_S, heartbeat_key, heartbeat_record, user_key, user_record
-from pipeline.producer import Producer
+from pipeline.log import kafka
+from pipeline.log.topics import PUSH_KIND_HEADER, PUSH_KIND_TIMELINE, catalogue
+from pipeline.model.events import limits_from
+from pipeline.model.framing import EventCache
+from pipeline.model.presence import (
+    HEARTBEAT_S,
+    heartbeat_key,
+    heartbeat_record,
+    user_key,
+    user_record,
+)
+from pipeline.read import large_groups, sync_timeline
+from pipeline.read.sync_timeline import SyncEntry
+from pipeline.sdk.producer import Producer
 from pipeline.settings import Settings
-from pipeline.sync_timeline import SyncEntry
-from pipeline.topics import PUSH_KIND_HEADER, PUSH_KIND_TIMELINE, catalogue
+from pipeline.store.clickhouse import ClickHouse
 
 log = logging.getLogger(__name__)
 DEV_SECRET = "imstream-local-dev-secret"  # noqa: S105  (refused off loopback)
@@ -83,8 +90,8 @@ class Gateway:
         self.presence: AIOKafkaProducer = kafka.producer(settings)
         self.presence_updates: asyncio.Queue[tuple[bytes, bytes | None]] = asyncio.Queue()
         self.hub = Hub(on_presence=self._presence_changed)
-        self.events = EventCache(limits_from(settings))
-        self.limits = limits_from(settings)
+        self.events = EventCache(limits_from(settings.pipeline))
+        self.limits = limits_from(settings.pipeline)
         self.group_push = GroupPush(self.store, self.limits, self.hub.push)
         self.pushed = 0
         self._tasks: list[asyncio.Task[None]] = []

@@ -20,7 +20,6 @@ from pipeline.errors import (
     EventError,
     ImstreamError,
     RejectedError,
-    StoreUnavailableError,
 )
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,6 @@ STATUS: list[tuple[type[ImstreamError], int, str]] = [
     (AccessDeniedError, 403, "forbidden"),
     (RejectedError, 409, "conflict"),
     (EventError, 400, "invalid_request"),
-    (StoreUnavailableError, 503, "unavailable"),
 ]
 
 
@@ -66,6 +64,8 @@ def to_response(exc: Exception) -> web.Response:
     for kind, status, code in STATUS:
         if isinstance(exc, kind):
             return error_response(status, code, str(exc))
+    if isinstance(exc, ImstreamError) and exc.retriable:
+        return error_response(503, "unavailable", str(exc))
     if isinstance(exc, OSError | KafkaError):
         return error_response(503, "unavailable", "a backend is unavailable, retry")
     return error_response(500, "internal", "internal error")

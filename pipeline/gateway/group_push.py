@@ -23,12 +23,12 @@ from collections.abc import Callable
 
 import orjson
 
-from pipeline import large_groups
-from pipeline.clickhouse import ClickHouse
 from pipeline.errors import EventError, StoreUnavailableError
-from pipeline.events import InboxEntry, Limits, MessageSent, TimelineEvent, decode_timeline
 from pipeline.gateway.groups import GroupIndex, State
-from pipeline.history import StoredMessage
+from pipeline.model.events import InboxEntry, Limits, MessageSent, TimelineEvent, decode_timeline
+from pipeline.read import large_groups
+from pipeline.read.history import StoredMessage
+from pipeline.store.clickhouse import ClickHouse
 
 log = logging.getLogger(__name__)
 RELOAD_MAX_S = 5.0

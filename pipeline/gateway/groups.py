@@ -1,8 +1,8 @@
 """Which users connected to this gateway get a large group's messages pushed.
 
 The push agent copies every event of a large group to every live gateway, in
-log order (pipeline/diffusion.py says why its messages are in no sync
-timeline). Pushing one to a user who is not a member would leak it (DESIGN.md
+log order (pipeline/model/diffusion.py says why its messages are in no sync
+timeline). Pushing one to a user who is not a member would leak it (docs/design.md,
 invariant 6), so membership here is exact, never guessed. Each connected user
 has, per large group, a :class:`State`: member or not, exact as of a position
 (``at``, an event_no) in the group's log. States come from
@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from pipeline.events import (
+from pipeline.model.events import (
     ConversationCreated,
     InboxEntry,
     MemberJoined,

@@ -16,12 +16,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from pipeline import history, large_groups, queries, sync_timeline
-from pipeline.auth import Identity
-from pipeline.clickhouse import ClickHouse
 from pipeline.errors import AccessDeniedError, RejectedError, ValidationError
-from pipeline.producer import Ack, Producer, direct_conversation_id
+from pipeline.gateway.auth import Identity
+from pipeline.read import history, large_groups, sync_timeline
+from pipeline.sdk.producer import Ack, Producer, direct_conversation_id
 from pipeline.settings import Settings
+from pipeline.store import queries
+from pipeline.store.clickhouse import ClickHouse
 
 MEMBERSHIP_GRACE_S = 1.0  # the store may still be writing a just-made change
 MEMBER_CACHE_S = 10.0

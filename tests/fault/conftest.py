@@ -25,9 +25,10 @@ from infra import stack as local_stack
 from infra.clickhouse import ClickHouseServer
 from infra.kafka import KafkaBroker
 from infra.process import alive, port_open
-from pipeline import clickhouse, kafka, schema
+from pipeline.log import kafka
+from pipeline.log.topics import catalogue
 from pipeline.settings import Settings
-from pipeline.topics import catalogue
+from pipeline.store import clickhouse, schema
 from tests.conftest import isolated, unique_name
 from tests.fault.workers import WorkerPool
 from tests.support import other_stack

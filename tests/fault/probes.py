@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiokafka import TopicPartition
 
-from pipeline import kafka
+from pipeline.log import kafka
+from pipeline.log.topics import TopicSpec
 from pipeline.settings import Settings
-from pipeline.topics import TopicSpec
 
 
 async def stable_end(settings: Settings, topic: TopicSpec) -> int:

@@ -33,11 +33,11 @@ import pytest
 
 from infra.clickhouse import ClickHouseServer
 from infra.kafka import KafkaBroker
-from pipeline import auth
-from pipeline.checker import Report
-from pipeline.client import ApiClient, ApiError, SyncClient
+from pipeline.gateway import auth
+from pipeline.log.topics import catalogue
+from pipeline.ops.checker import Report
+from pipeline.sdk.client import ApiClient, ApiError, SyncClient
 from pipeline.settings import Settings
-from pipeline.topics import catalogue
 from tests.fault.conftest import record_recovery
 from tests.fault.probes import committed_records, stable_end
 from tests.fault.traffic import Traffic, ack_order_problems

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 from aiokafka.errors import KafkaError
 
-from pipeline.checker import read_timeline
-from pipeline.events import Command, MemberJoined, MemberLeft, MessageSent, new_event_id
-from pipeline.producer import Producer, message, now_ms
+from pipeline.model.events import Command, MemberJoined, MemberLeft, MessageSent, new_event_id
+from pipeline.ops.checker import read_timeline
+from pipeline.sdk.producer import Producer, message, now_ms
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)

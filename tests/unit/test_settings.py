@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError
+from pipeline.log.topics import catalogue
 from pipeline.settings import Settings, env_name
-from pipeline.topics import catalogue
 
 
 def test_defaults_describe_the_local_stack() -> None:

@@ -1,0 +1,267 @@
+"""Kafka-to-ClickHouse sinks: batch, write idempotently, then commit offsets.
+
+A sink reads one topic in a consumer group (``read_committed``), turns each
+batch into rows, writes them, and only then commits the batch's offsets. A
+crash between the write and the commit replays the batch, which writes the
+same rows again: every table a sink writes is a ReplacingMergeTree keyed by
+deterministic ids, and every read folds the copies. While ClickHouse cannot be
+reached the sink stops consuming and retries with backoff (it never commits
+past rows it did not write); when a rebalance takes partitions away during an
+outage, the batch is left to their next owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from pipeline.errors import EventError, StoreUnavailableError
+from pipeline.log import kafka
+from pipeline.log.deadletter import dead_letter_headers
+from pipeline.log.topics import TopicSpec
+from pipeline.settings import Settings
+from pipeline.store.clickhouse import ClickHouse
+
+log = logging.getLogger(__name__)
+IDLE_POLL_MS = 20
+
+R = TypeVar("R")
+Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+
+
+class ClickHouseSink(Generic[R]):
+    """``decode`` turns one record into an item (or raises EventError → dead letter);
+    ``write`` stores a batch of items."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        name: str,
+        topic: TopicSpec,
+        dead_letter: TopicSpec,
+        decode: Callable[[bytes | None], R],
+        write: Callable[[ClickHouse, list[R]], Awaitable[None]],
+    ) -> None:
+        self.settings = settings
+        self.name = name
+        self.topic = topic
+        self.dead_letter = dead_letter
+        self.decode = decode
+        self.write = write
+        self.group_id = f"{settings.topics.prefix}imstream.{name}"
+        self.store = ClickHouse(settings)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._committed: dict[TopicPartition, int] = {}
+        self._lock = asyncio.Lock()
+        self._revoking = False
+        self.written = 0
+        self.outage_s = 0.0
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        consumer = kafka.consumer(
+            self.settings,
+            group_id=self.group_id,
+            max_poll_records=self.settings.pipeline.sink_batch_max_records,
+        )
+        consumer.subscribe([self.topic.name], listener=_Listener(self))
+        self._consumer = consumer
+        producer = kafka.producer(self.settings)
+        await producer.start()
+        await consumer.start()
+        try:
+            while not stopping.is_set():
+                # poll outside the lock: a rebalance runs its callbacks between polls
+                batch = await self._collect(consumer)
+                async with self._lock:
+                    # a rebalance during the polls may have taken partitions away:
+                    # their records are their next owner's now
+                    assigned = consumer.assignment()
+                    batch = {tp: recs for tp, recs in batch.items() if tp in assigned}
+                    if batch:
+                        await self._handle(consumer, producer, batch, stopping)
+                    else:
+                        await self._commit_idle(consumer)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            self.store.close()
+
+    async def _collect(self, consumer: AIOKafkaConsumer) -> Batch:
+        """Records for one write. While records keep coming, polls on until
+        ``sink_batch_max_records`` or ``sink_linger_ms``: few large inserts are what
+        ClickHouse wants (each insert makes a part that merges must fold later). When
+        the topic goes quiet (a poll finds nothing for IDLE_POLL_MS) it writes at
+        once, so at low load the store trails the log by milliseconds, not a linger."""
+        pipeline = self.settings.pipeline
+        batch: Batch = await consumer.getmany(
+            timeout_ms=200, max_records=pipeline.sink_batch_max_records
+        )
+        count = sum(len(r) for r in batch.values())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + pipeline.sink_linger_ms / 1000
+        while batch and count < pipeline.sink_batch_max_records:
+            left_ms = int((deadline - loop.time()) * 1000)
+            if left_ms <= 0:
+                break
+            more = await consumer.getmany(
+                timeout_ms=min(left_ms, IDLE_POLL_MS),
+                max_records=pipeline.sink_batch_max_records - count,
+            )
+            if not more:
+                break
+            for tp, records in more.items():
+                batch.setdefault(tp, []).extend(records)
+                count += len(records)
+        return batch
+
+    def status(self) -> dict[str, Any]:
+        """Assigned partitions, items written, lag, and seconds spent waiting for ClickHouse."""
+        partitions: list[int] = []
+        lag = 0
+        if self._consumer is not None:
+            for tp in self._consumer.assignment():
+                partitions.append(tp.partition)
+                stable = self._consumer.last_stable_offset(tp)
+                if stable is not None:
+                    lag += max(0, stable - self._committed.get(tp, 0))
+        return {
+            "partitions": sorted(partitions),
+            "written": self.written,
+            "lag": lag,
+            "outage_s": round(self.outage_s, 1),
+        }
+
+    async def _handle(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        batch: Batch,
+        stopping: asyncio.Event,
+    ) -> None:
+        items: list[R] = []
+        rejected = []
+        for records in batch.values():
+            for record in records:
+                try:
+                    items.append(self.decode(record.value))
+                except EventError as exc:
+                    rejected.append((record, str(exc)))
+        if rejected and not await self._dead_letter(producer, rejected, stopping):
+            return  # stopping with the broker away: the batch is redone from its offsets
+        if not await self._write_until_done(consumer, batch, items, stopping):
+            return
+        self.written += len(items)
+        await self._commit(consumer, {tp: recs[-1].offset + 1 for tp, recs in batch.items()})
+
+    async def _dead_letter(
+        self, producer: AIOKafkaProducer, rejected: list[tuple[Any, str]], stopping: asyncio.Event
+    ) -> bool:
+        """Send refused records to the dead-letter topic, retrying while the broker is
+        away (they must be there before the batch's offsets are committed)."""
+        writer = kafka.BatchWriter(producer, {self.dead_letter.name: self.dead_letter.partitions})
+        delay = 0.2
+        while True:
+            for record, reason in rejected:
+                headers = dead_letter_headers(record, self.name, reason)
+                writer.add(self.dead_letter.name, record.key, record.value or b"", headers)
+            try:
+                await writer.send()
+            except KafkaError as exc:
+                if stopping.is_set():
+                    return False
+                log.warning("%s: dead-letter topic unavailable, retrying: %r", self.name, exc)
+                writer = kafka.BatchWriter(producer, writer.partitions)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.pipeline.sink_retry_max_s)
+            else:
+                return True
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Commit offsets of rows already written. If the group has moved on (a rebalance,
+        or this member's session ran out while the broker was away), the partitions'
+        owner replays from the last commit and writes the same rows again."""
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning(
+                "%s: offsets not committed, the rows will be written again: %s", self.name, exc
+            )
+        else:
+            self._committed.update(offsets)
+
+    async def _commit_idle(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit up to the position of idle partitions. Past the last record of a
+        transactional topic lies the marker of its last transaction, which a
+        read_committed consumer steps over but never receives: without this the
+        committed offset (and the lag) would stay one short of the end for good."""
+        offsets = {}
+        for tp in consumer.assignment():
+            stable = consumer.last_stable_offset(tp)
+            committed = self._committed.get(tp)
+            if stable is None or committed is None or stable <= committed:
+                continue
+            position = await consumer.position(tp)
+            if position > committed:
+                offsets[tp] = position
+        if offsets:
+            await self._commit(consumer, offsets)
+
+    async def _write_until_done(
+        self, consumer: AIOKafkaConsumer, batch: Batch, items: Sequence[R], stopping: asyncio.Event
+    ) -> bool:
+        """Write, retrying while ClickHouse is away; False if the batch was given up."""
+        delay = 0.2
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            try:
+                await self.write(self.store, list(items))
+            except StoreUnavailableError as exc:
+                if stopping.is_set() or self._revoking:
+                    log.warning("%s: leaving a batch to the next owner (%s)", self.name, exc)
+                    for tp, recs in batch.items():
+                        if tp in consumer.assignment():
+                            consumer.seek(tp, recs[0].offset)
+                    return False
+                if delay == 0.2:
+                    log.warning("%s: ClickHouse unavailable, retrying: %s", self.name, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.pipeline.sink_retry_max_s)
+            else:
+                if delay > 0.2:
+                    self.outage_s += loop.time() - started
+                    log.warning(
+                        "%s: ClickHouse is back after %.1fs", self.name, loop.time() - started
+                    )
+                return True
+
+    async def assigned(self, tps: list[TopicPartition]) -> None:
+        if self._consumer is not None:
+            for tp in tps:
+                self._committed[tp] = await self._consumer.committed(tp) or 0
+
+    async def revoked(self, tps: list[TopicPartition]) -> None:
+        self._revoking = True
+        try:
+            async with self._lock:
+                pass
+        finally:
+            self._revoking = False
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, sink: ClickHouseSink[Any]) -> None:
+        self.sink = sink
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.sink.revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.sink.assigned(list(assigned))

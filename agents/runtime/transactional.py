@@ -1,0 +1,334 @@
+"""Exactly-once Kafka-to-Kafka stages: state, output and offsets in one transaction.
+
+A stage consumes one input topic in a consumer group. For every assigned input
+partition it keeps:
+
+* a transactional producer whose id names the partition
+  (``<group>.<topic>.<partition>``): starting it fences any zombie that still
+  holds the partition and aborts that zombie's open transaction;
+* the partition's state, restored from the stage's compacted changelog topic
+  (same partition number) before the first record is processed;
+* a processor: the pure logic that turns records into output records.
+
+Each batch of a partition is one transaction: the output records, the changed
+state keys (changelog) and the input offset commit. A crash at any moment
+leaves either all of it or none of it visible to ``read_committed`` readers,
+and the replacement resumes from the committed offset with the state that
+belongs to it. Any Kafka error inside a transaction closes the partition and
+opens it again the same way; a partition that cannot be opened (the broker is
+restarting) stays closed and is retried every second, its records skipped
+meanwhile and fetched again from the committed offset when it opens. Kafka
+errors never stop the stage. (aiokafka's TxnOffsetCommit carries no group
+generation, so fencing must come from per-partition transactional ids.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError, ProducerFenced
+
+from pipeline.log import kafka
+from pipeline.log.deadletter import dead_letter_headers
+from pipeline.log.topics import TopicSpec, catalogue
+from pipeline.model.state import StateStore
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 1.0
+FENCED_RETRY_S = 5.0  # > a heartbeat interval: if the group moved on, the revocation comes first
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(slots=True)
+class Output:
+    """Records a processor emits for one batch."""
+
+    records: list[tuple[str, bytes | None, bytes, Headers | None]] = field(default_factory=list)
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
+    ) -> None:
+        self.records.append((topic, key, value, headers))
+
+
+class Processor(Protocol):
+    def process(self, record: ConsumerRecord[bytes, bytes], out: Output) -> None: ...
+
+    def end_batch(self, now_ms: int, out: Output) -> None: ...
+
+
+ProcessorFactory = Callable[[StateStore], Processor]
+
+
+@dataclass(slots=True)
+class _Partition:
+    tp: TopicPartition
+    producer: AIOKafkaProducer
+    state: StateStore
+    processor: Processor
+    committed: int
+
+
+@dataclass(frozen=True, slots=True)
+class StageSpec:
+    name: str
+    input: TopicSpec
+    changelog: TopicSpec
+    dead_letter: TopicSpec
+    make_processor: ProcessorFactory
+
+
+class TransactionalStage:
+    def __init__(self, settings: Settings, spec: StageSpec) -> None:
+        self.settings = settings
+        self.spec = spec
+        self.group_id = f"{settings.topics.prefix}imstream.{spec.name}"
+        self._parts: dict[TopicPartition, _Partition] = {}
+        self._parked: dict[TopicPartition, tuple[StateStore, int]] = {}
+        # assigned partitions that could not be opened yet: when to try again
+        self._closed: dict[TopicPartition, float] = {}
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions = {t.name: t.partitions for t in catalogue(settings).all()}
+        self.processed = 0
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        self._consumer = kafka.consumer(
+            self.settings,
+            group_id=self.group_id,
+            max_poll_records=self.settings.pipeline.batch_max_records,
+        )
+        self._consumer.subscribe([self.spec.input.name], listener=_Listener(self))
+        await self._consumer.start()
+        try:
+            while not stopping.is_set():
+                if self._closed:
+                    async with self._lock:
+                        await self._reopen_due()
+                batch = await self._consumer.getmany(
+                    timeout_ms=200, max_records=self.settings.pipeline.batch_max_records
+                )
+                async with self._lock:
+                    if batch:
+                        await asyncio.gather(
+                            *(self._transact(tp, recs) for tp, recs in batch.items())
+                        )
+                    else:
+                        await self._commit_idle()
+        finally:
+            # leave the group first, then close: what an assignment opened on the way out too
+            await self._consumer.stop()
+            async with self._lock:
+                await self._close_all()
+
+    def status(self) -> dict[str, Any]:
+        """Assigned partitions, records processed, and lag (committed records not yet done)."""
+        lag = 0
+        if self._consumer is not None:
+            for tp, part in self._parts.items():
+                stable = self._consumer.last_stable_offset(tp)
+                if stable is not None:
+                    lag += max(0, stable - part.committed)
+        return {
+            "partitions": sorted(tp.partition for tp in self._parts),
+            "processed": self.processed,
+            "lag": lag,
+        }
+
+    async def _transact(
+        self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> None:
+        part = self._parts.get(tp)
+        if part is None:
+            return
+        # the consumer can hand out records again after we sought past them (a late
+        # offset reset on a new topic does that); what is committed is never redone
+        replayed = sum(1 for r in records if r.offset < part.committed)
+        if replayed:
+            log.info(
+                "%s: skipping %d already committed records of %s", self.spec.name, replayed, tp
+            )
+            records = [r for r in records if r.offset >= part.committed]
+        if not records:
+            return
+        out = Output()
+        for record in records:
+            part.processor.process(record, out)
+        part.processor.end_batch(records[-1].timestamp, out)
+        if await self._commit_or_reopen(part, out, records[-1].offset + 1):
+            self.processed += len(records)
+
+    async def _commit_idle(self) -> None:
+        """Commit up to the position of idle partitions. Past the last record of a
+        transactional input lies the marker of the upstream's last transaction, which
+        a read_committed consumer steps over but never receives: without this the
+        committed offset (and the lag) would stay one short of the end for good."""
+        assert self._consumer is not None
+        assigned = self._consumer.assignment()
+        for tp, part in list(self._parts.items()):
+            stable = self._consumer.last_stable_offset(tp)
+            if tp not in assigned or stable is None or stable <= part.committed:
+                continue
+            position = await self._consumer.position(tp)
+            if position > part.committed:
+                await self._commit_or_reopen(part, Output(), position)
+
+    async def _commit_or_reopen(self, part: _Partition, out: Output, next_offset: int) -> bool:
+        """One transaction: ``out``, the state changes and ``next_offset``. On failure
+        the partition is dropped (fenced) or reopened from what was committed."""
+        tp = part.tp
+        try:
+            await self._commit(part, out, next_offset)
+        except ProducerFenced:
+            # another worker owns it now (its revocation is on the way), or the broker
+            # aborted a transaction that ran out of time: take it up again later
+            log.warning("%s: fenced on %s; reopening later if still ours", self.spec.name, tp)
+            await self._drop(tp, retry_in=FENCED_RETRY_S)
+        except KafkaError as exc:
+            log.warning("%s: transaction on %s failed (%r); reopening", self.spec.name, tp, exc)
+            await self._drop(tp, retry_in=RETRY_S)
+        else:
+            part.state.commit()
+            part.committed = next_offset
+            return True
+        return False
+
+    async def _commit(self, part: _Partition, out: Output, next_offset: int) -> None:
+        producer = part.producer
+        await producer.begin_transaction()
+        writer = kafka.BatchWriter(producer, self._partitions)
+        for topic, key, value, headers in out.records:
+            writer.add(topic, key, value, headers)
+        changelog = self.spec.changelog.name
+        for state_key, state_value in part.state.changelog():
+            writer.add(changelog, state_key, state_value, partition=part.tp.partition)
+        await writer.send()
+        await producer.send_offsets_to_transaction({part.tp: next_offset}, self.group_id)
+        await producer.commit_transaction()
+
+    async def _reopen_due(self) -> None:
+        assert self._consumer is not None
+        now = asyncio.get_running_loop().time()
+        assigned = self._consumer.assignment()
+        for tp, when in list(self._closed.items()):
+            if tp not in assigned:
+                del self._closed[tp]
+            elif when <= now:
+                await self._try_open(tp)
+
+    async def _try_open(self, tp: TopicPartition) -> None:
+        """Open ``tp``; if Kafka is not up to it (say, the broker is restarting), leave
+        it closed and try again later. Its records are skipped meanwhile, and opening
+        seeks back to the committed offset, so none is lost."""
+        self._closed.pop(tp, None)
+        try:
+            await self._open(tp)
+        except KafkaError as exc:
+            log.warning("%s: cannot open %s yet (%r); retrying", self.spec.name, tp, exc)
+            self._closed[tp] = asyncio.get_running_loop().time() + RETRY_S
+
+    async def _open(self, tp: TopicPartition) -> None:
+        assert self._consumer is not None
+        producer = kafka.transactional_producer(
+            self.settings, f"{self.group_id}.{tp.topic}.{tp.partition}"
+        )
+        try:
+            await producer.start()
+            committed = await self._consumer.committed(tp) or 0
+            parked = self._parked.pop(tp, None)
+            if parked is not None and parked[1] == committed:
+                state = parked[0]
+            else:
+                state = await self._restore(tp.partition)
+        except BaseException:
+            await _stop(producer)
+            raise
+        self._parts[tp] = _Partition(
+            tp, producer, state, self.spec.make_processor(state), committed
+        )
+        self._consumer.seek(tp, committed)
+        log.info(
+            "%s: opened %s at offset %d (%d state keys)", self.spec.name, tp, committed, len(state)
+        )
+
+    async def _restore(self, partition: int) -> StateStore:
+        state = StateStore()
+        tp = TopicPartition(self.spec.changelog.name, partition)
+        reader = kafka.consumer(self.settings, enable_auto_commit=False)
+        reader.assign([tp])
+        try:
+            await reader.start()
+            end = (await reader.end_offsets([tp]))[tp]
+            await reader.seek_to_beginning(tp)
+            while await reader.position(tp) < end:
+                batch = await reader.getmany(tp, timeout_ms=500, max_records=10_000)
+                for record in batch.get(tp, []):
+                    state.restore(record.key, record.value)
+        finally:
+            await reader.stop()
+        return state
+
+    async def _drop(self, tp: TopicPartition, retry_in: float | None = None) -> None:
+        part = self._parts.pop(tp, None)
+        if part is not None:
+            await _stop(part.producer)
+        if retry_in is not None:
+            self._closed[tp] = asyncio.get_running_loop().time() + retry_in
+
+    async def _park(self, tp: TopicPartition) -> None:
+        part = self._parts.pop(tp, None)
+        if part is not None:
+            self._parked[tp] = (part.state, part.committed)
+            await _stop(part.producer)
+
+    async def _close_all(self) -> None:
+        for tp in list(self._parts):
+            await self._drop(tp)
+
+    async def revoked(self, tps: list[TopicPartition]) -> None:
+        async with self._lock:
+            for tp in tps:
+                await self._park(tp)
+                self._closed.pop(tp, None)
+
+    async def assigned(self, tps: list[TopicPartition]) -> None:
+        async with self._lock:
+            for tp in set(self._parked) - set(tps):
+                del self._parked[tp]
+            for tp in tps:
+                await self._try_open(tp)
+
+
+async def _stop(producer: AIOKafkaProducer) -> None:
+    """Stop a producer that may be broken (its transaction failed, the broker is away)."""
+    try:
+        await producer.stop()
+    except KafkaError as exc:
+        log.warning("stopping a transactional producer failed: %r", exc)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stage: TransactionalStage) -> None:
+        self.stage = stage
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.stage.revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.stage.assigned(list(assigned))
+
+
+def dead_letter(
+    out: Output, topic: str, record: ConsumerRecord[Any, Any], stage: str, reason: str
+) -> None:
+    """Send ``record`` as it is to the dead-letter topic, the reason in its headers."""
+    out.send(topic, record.key, record.value or b"", dead_letter_headers(record, stage, reason))

@@ -1,0 +1,175 @@
+"""The sequencer's rules: dense per-conversation seqs, membership, dedupe.
+
+Pure logic over a :class:`~pipeline.model.state.StateStore` (one partition of
+``im.messages``); the sequencer agent feeds it commands in log order and writes
+what it returns. State keys:
+
+    c/<conversation>                    [kind, last_seq, last_event_no, last_ts_ms, large]
+    m/<conversation>                    sorted member ids
+    d/<conversation>/<sender>/<cmid>    [seq, ts_ms]   (dedupe window)
+
+Read diffusion: a group becomes *large* at the event after which it has more
+members than ``read_diffusion_threshold`` (its creation, or the join that
+crosses it), and stays large even if it shrinks again: every event from there
+on carries ``large`` (see pipeline/model/diffusion.py for what that changes). State
+values written before the flag existed have four fields and read as not large.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.model.events import (
+    Command,
+    ConversationCreated,
+    MemberJoined,
+    MemberLeft,
+    MessageSent,
+    TimelineEvent,
+)
+from pipeline.model.state import StateStore
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event: TimelineEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """The same client_msg_id from the same sender within the dedupe window."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: str
+
+
+Outcome = Accepted | Duplicate | Rejected
+
+
+_GROWS = (ConversationCreated, MemberJoined)
+
+
+def members_key(conversation_id: str) -> str:
+    return f"m/{conversation_id}"
+
+
+class Sequencer:
+    def __init__(
+        self,
+        state: StateStore,
+        *,
+        dedupe_window_ms: int,
+        max_group_size: int,
+        dedupe_max: int = 200_000,
+        read_diffusion_threshold: int = 0,
+    ) -> None:
+        self.state = state
+        self.dedupe_window_ms = dedupe_window_ms
+        self.dedupe_max = dedupe_max
+        self.max_group_size = max_group_size
+        self.read_diffusion_threshold = read_diffusion_threshold
+        self._dedupe_order: deque[tuple[int, str]] = deque(
+            sorted((value[1], key) for key, value in state.items("d/"))
+        )
+
+    def apply(self, command: Command, log_ts_ms: int) -> Outcome:
+        conv_key = f"c/{command.conversation_id}"
+        conv = self.state.get(conv_key)
+        if isinstance(command, ConversationCreated):
+            if conv is not None:
+                return Rejected(f"conversation {command.conversation_id} already exists")
+            conv = [command.kind, 0, 0, 0, False]
+            self.state.put(members_key(command.conversation_id), sorted(command.members))
+        elif conv is None:
+            return Rejected(f"unknown conversation {command.conversation_id}")
+        else:
+            reason = self._check(command, conv[0])
+            if reason is not None:
+                return Rejected(reason)
+        if isinstance(command, MessageSent):
+            duplicate = self.state.get(self._dedupe_key(command))
+            if duplicate is not None:
+                return Duplicate(duplicate[0])
+        kind, last_seq, last_event_no, last_ts = conv[:4]
+        is_message = isinstance(command, MessageSent)
+        seq = last_seq + 1 if is_message else last_seq
+        ts = max(last_ts, log_ts_ms)
+        large = self._large(command, conv)
+        event = TimelineEvent(command, event_no=last_event_no + 1, seq=seq, ts_ms=ts, large=large)
+        self.state.put(conv_key, [kind, seq, event.event_no, ts, large])
+        if isinstance(command, MessageSent):
+            self._remember(command, seq, ts)
+        return Accepted(event)
+
+    def expire(self, now_ms: int) -> int:
+        """Forget dedupe entries older than the window, and the oldest beyond
+        ``dedupe_max`` (memory stays bounded under any rate); return how many."""
+        horizon = now_ms - self.dedupe_window_ms
+        expired = 0
+        order = self._dedupe_order
+        while order and (order[0][0] < horizon or len(order) > self.dedupe_max):
+            _, key = self._dedupe_order.popleft()
+            self.state.delete(key)
+            expired += 1
+        return expired
+
+    def _large(self, command: Command, conv: list[Any]) -> bool:
+        """Whether the conversation is large at this (accepted) command: sticky once
+        set; set by the creation or join after which a group has more members than
+        the threshold (the members are already updated here)."""
+        if len(conv) > 4 and conv[4]:
+            return True
+        threshold = self.read_diffusion_threshold
+        if threshold <= 0 or conv[0] != "group" or not isinstance(command, _GROWS):
+            return False
+        return len(self.state.get(members_key(command.conversation_id), [])) > threshold
+
+    def _check(self, command: Command, kind: str) -> str | None:
+        conv_id = command.conversation_id
+        members = self.state.get(members_key(conv_id), [])
+        if isinstance(command, MessageSent):
+            if command.sender_id not in members:
+                return f"sender {command.sender_id} is not a member of conversation {conv_id}"
+            return None
+        assert isinstance(command, MemberJoined | MemberLeft)
+        if kind == "direct":
+            return f"the members of direct conversation {conv_id} cannot change"
+        if isinstance(command, MemberJoined):
+            return self._join(command, members)
+        return self._leave(command, members)
+
+    def _join(self, command: MemberJoined, members: list[str]) -> str | None:
+        conv_id = command.conversation_id
+        if command.actor_id not in members:
+            return f"{command.actor_id} is not a member of conversation {conv_id}"
+        if command.user_id in members:
+            return f"{command.user_id} is already a member of conversation {conv_id}"
+        if len(members) >= self.max_group_size:
+            return f"conversation {conv_id} is full ({self.max_group_size} members)"
+        self.state.put(members_key(conv_id), sorted([*members, command.user_id]))
+        return None
+
+    def _leave(self, command: MemberLeft, members: list[str]) -> str | None:
+        conv_id = command.conversation_id
+        if command.actor_id not in members:
+            return f"{command.actor_id} is not a member of conversation {conv_id}"
+        if command.user_id not in members:
+            return f"{command.user_id} is not a member of conversation {conv_id}"
+        self.state.put(members_key(conv_id), [m for m in members if m != command.user_id])
+        return None
+
+    def _dedupe_key(self, command: MessageSent) -> str:
+        return f"d/{command.conversation_id}/{command.sender_id}/{command.client_msg_id}"
+
+    def _remember(self, command: MessageSent, seq: int, ts: int) -> None:
+        if self.dedupe_window_ms <= 0:
+            return
+        key = self._dedupe_key(command)
+        self.state.put(key, [seq, ts])
+        self._dedupe_order.append((ts, key))

@@ -1,0 +1,8 @@
+"""The read side: what devices and members read from the store.
+
+Owns history paging (the roaming store, by ``seq``), sync pulls by cursor (the
+sync timelines, never past a hole, "cursor expired" past retention) and the
+read of large groups (read diffusion: a member's periods and cursors). May
+import: ``pipeline.store``, ``pipeline.model``, ``pipeline.settings``,
+``pipeline.errors``.
+"""

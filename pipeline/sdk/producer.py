@@ -1,0 +1,180 @@
+"""The producer SDK: publish commands to ``im.messages``, keyed by conversation.
+
+Store-then-sync: every call returns once the broker has the record on all
+in-sync replicas (acks=all, idempotent producer), so an acknowledged send is
+durable; sequencing, storage and fan-out follow from the log. A command that
+breaks a field limit raises ValidationError before anything is sent.
+
+    async with Producer(settings) as producer:
+        await producer.create_conversation("team", "alice", ["alice", "bob"])
+        await producer.send_message("team", "alice", "hi")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+from aiokafka import AIOKafkaProducer
+
+from pipeline.log import kafka
+from pipeline.log.topics import catalogue
+from pipeline.model.events import (
+    MAX_ID_CHARS,
+    Command,
+    ConversationCreated,
+    ConversationKind,
+    MemberJoined,
+    MemberLeft,
+    MessageSent,
+    decode_command,
+    encode_command,
+    limits_from,
+    new_event_id,
+)
+from pipeline.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Where the log holds a published command."""
+
+    event_id: str
+    conversation_id: str
+    partition: int
+    offset: int
+
+
+def direct_conversation_id(a: str, b: str) -> str:
+    """The one conversation id of the direct conversation between ``a`` and ``b``."""
+    first, second = sorted((a, b))
+    candidate = f"dm:{first}:{second}"
+    if len(candidate) <= MAX_ID_CHARS:
+        return candidate
+    return "dm:" + hashlib.sha256(f"{first}\0{second}".encode()).hexdigest()[:40]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Producer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = catalogue(settings).messages.name
+        self.partitions = catalogue(settings).messages.partitions
+        self.limits = limits_from(settings.pipeline)
+        self._producer: AIOKafkaProducer = kafka.producer(settings)
+
+    async def __aenter__(self) -> Producer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    def encode(self, command: Command) -> bytes:
+        """The record value for ``command``, checked against every field limit."""
+        raw = encode_command(command)
+        decode_command(raw, self.limits)
+        return raw
+
+    async def publish(self, command: Command) -> Ack:
+        return (await self.publish_many([command]))[0]
+
+    async def publish_many(self, commands: Sequence[Command]) -> list[Ack]:
+        """Publish in order (one conversation's commands stay in order); wait for all acks."""
+        encoded = [self.encode(c) for c in commands]
+        writer = kafka.BatchWriter(self._producer, {self.topic: self.partitions})
+        for command, raw in zip(commands, encoded, strict=True):
+            writer.add(self.topic, command.conversation_id.encode(), raw)
+        metas = await writer.send()
+        return [
+            Ack(c.event_id, c.conversation_id, m.partition, m.offset)
+            for c, m in zip(commands, metas, strict=True)
+        ]
+
+    async def create_conversation(
+        self,
+        conversation_id: str,
+        creator: str,
+        members: Iterable[str],
+        *,
+        kind: ConversationKind = "group",
+        title: str = "",
+    ) -> Ack:
+        everyone = list(dict.fromkeys([creator, *members]))
+        return await self.publish(
+            ConversationCreated(
+                new_event_id(), conversation_id, creator, kind, title, tuple(everyone), now_ms()
+            )
+        )
+
+    async def create_direct(self, a: str, b: str) -> tuple[str, Ack]:
+        conversation_id = direct_conversation_id(a, b)
+        ack = await self.create_conversation(conversation_id, a, [b], kind="direct")
+        return conversation_id, ack
+
+    async def join(self, conversation_id: str, actor: str, user: str) -> Ack:
+        return await self.publish(
+            MemberJoined(new_event_id(), conversation_id, actor, user, now_ms())
+        )
+
+    async def leave(self, conversation_id: str, actor: str, user: str) -> Ack:
+        return await self.publish(
+            MemberLeft(new_event_id(), conversation_id, actor, user, now_ms())
+        )
+
+    async def send_message(
+        self,
+        conversation_id: str,
+        sender: str,
+        body: str,
+        *,
+        content_type: str = "text/plain",
+        client_msg_id: str | None = None,
+    ) -> Ack:
+        return await self.publish(
+            message(
+                conversation_id,
+                sender,
+                body,
+                content_type=content_type,
+                client_msg_id=client_msg_id,
+            )
+        )
+
+
+def message(
+    conversation_id: str,
+    sender: str,
+    body: str,
+    *,
+    content_type: str = "text/plain",
+    client_msg_id: str | None = None,
+) -> MessageSent:
+    """A MessageSent command; ``client_msg_id`` defaults to a fresh one."""
+    return MessageSent(
+        event_id=new_event_id(),
+        conversation_id=conversation_id,
+        sender_id=sender,
+        client_msg_id=client_msg_id or uuid.uuid4().hex,
+        content_type=content_type,
+        body=body,
+        ts_ms=now_ms(),
+    )
