@@ -14,8 +14,10 @@ from aiokafka import ConsumerRecord
 from agents.runtime.transactional import Output, StageSpec, dead_letter
 from pipeline.errors import EventError
 from pipeline.log.topics import Topics
+from pipeline.model import hops
 from pipeline.model.diffusion import Fanout
 from pipeline.model.events import decode_timeline, encode_deliveries, limits_from
+from pipeline.model.hops import now_ms
 from pipeline.model.state import StateStore
 from pipeline.settings import Settings
 
@@ -27,16 +29,18 @@ class FanoutProcessor:
         self.limits = limits_from(settings.pipeline)
         self.topics = topics
         self.fanout = Fanout(state)
+        self.stamp = settings.metrics.enabled
 
     def process(self, record: ConsumerRecord[Any, Any], out: Output) -> None:
         try:
             event = decode_timeline(record.value, self.limits)
         except EventError as exc:
-            dead_letter(out, self.topics.dead_letter.name, record, STAGE, str(exc))
+            dead_letter(out, self.topics.dead_letter.name, record, STAGE, str(exc), kind=exc.kind)
             return
         sync = self.topics.sync.name
+        headers = hops.restamp(record.headers, hops.FANNED_OUT, now_ms()) if self.stamp else None
         for user, value in encode_deliveries(event, self.fanout.recipients(event)):
-            out.send(sync, user.encode(), value)
+            out.send(sync, user.encode(), value, headers)
 
     def end_batch(self, now_ms: int, out: Output) -> None:
         return None

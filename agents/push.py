@@ -27,7 +27,9 @@ from aiokafka.errors import KafkaError
 
 from pipeline.log import kafka
 from pipeline.log.topics import PUSH_KIND_HEADER, PUSH_KIND_TIMELINE, catalogue
+from pipeline.model import hops
 from pipeline.model.presence import PresenceTable
+from pipeline.observe.sensor import Sensor
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,10 @@ def is_large(value: bytes | None) -> bool:
 
 
 class PushAgent:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, sensor: Sensor | None = None) -> None:
         self.settings = settings
+        self.sensor = sensor or Sensor()
+        self.stamp = settings.metrics.enabled
         self.topics = catalogue(settings)
         self.group_id = f"{settings.topics.prefix}imstream.push"
         self.presence = PresenceTable()
@@ -116,11 +120,15 @@ class PushAgent:
                 for records in batch.values():
                     for record in records:
                         user = (record.key or b"").decode("utf-8", "replace")
-                        for gateway in self.presence.gateways_of(user, now):
+                        gateways = self.presence.gateways_of(user, now)
+                        if not gateways:
+                            continue
+                        headers = self._stamped(record.headers, now)
+                        for gateway in gateways:
                             topic = self.topics.push(gateway).name
                             if await self._topic_exists(producer, topic):
-                                writer.add(topic, record.key, record.value, partition=0)
-                await self._send(writer)
+                                writer.add(topic, record.key, record.value, headers, partition=0)
+                await self._send(writer, "entry")
         finally:
             await consumer.stop()
             await producer.stop()
@@ -137,7 +145,7 @@ class PushAgent:
         producer = kafka.producer(self.settings, acks=1, enable_idempotence=False, linger_ms=0)
         await producer.start()
         await consumer.start()
-        headers = [(PUSH_KIND_HEADER, PUSH_KIND_TIMELINE)]
+        kind = [(PUSH_KIND_HEADER, PUSH_KIND_TIMELINE)]
         try:
             while not stopping.is_set():
                 await self._idle_unless_someone_is_online("timeline", consumer)
@@ -149,10 +157,12 @@ class PushAgent:
                 topics = [self.topics.push(g).name for g in self.presence.live(_now_ms())]
                 topics = [t for t in topics if await self._topic_exists(producer, t)]
                 writer = kafka.BatchWriter(producer, {})
+                now = _now_ms()
                 for record in large:
+                    headers = kind + (self._stamped(record.headers, now) or [])
                     for topic in topics:
                         writer.add(topic, record.key, record.value, headers, partition=0)
-                await self._send(writer)
+                await self._send(writer, "timeline")
         finally:
             await consumer.stop()
             await producer.stop()
@@ -169,11 +179,16 @@ class PushAgent:
             consumer.resume(*assigned)
             self._idle[name] = False
 
-    async def _send(self, writer: kafka.BatchWriter) -> None:
+    def _stamped(self, headers: hops.Headers | None, now: int) -> list[tuple[str, bytes]] | None:
+        return hops.restamp(headers, hops.PUSHED, now) if self.stamp else None
+
+    async def _send(self, writer: kafka.BatchWriter, kind: str) -> None:
         if not len(writer):
             return
         try:
-            self.pushed += len(await writer.send())
+            sent = len(await writer.send())
+            self.pushed += sent
+            self.sensor.on_pushed(kind, sent)
         except KafkaError as exc:
             log.warning("push: a batch of pushes failed (best effort): %r", exc)
 

@@ -16,6 +16,7 @@ from aiokafka import ConsumerRecord
 from agents.runtime.transactional import Output, StageSpec, dead_letter
 from pipeline.errors import EventError
 from pipeline.log.topics import Topics
+from pipeline.model import hops
 from pipeline.model.events import decode_command, encode_timeline, limits_from
 from pipeline.model.sequencing import Accepted, Duplicate, Sequencer
 from pipeline.model.state import StateStore
@@ -37,25 +38,31 @@ class SequencerProcessor:
             read_diffusion_threshold=settings.pipeline.read_diffusion_threshold,
         )
         self.duplicates = 0
+        self.stamp = settings.metrics.enabled
 
     def process(self, record: ConsumerRecord[Any, Any], out: Output) -> None:
         dlq = self.topics.dead_letter.name
         try:
             command = decode_command(record.value, self.limits)
         except EventError as exc:
-            dead_letter(out, dlq, record, STAGE, str(exc))
+            dead_letter(out, dlq, record, STAGE, str(exc), kind=exc.kind)
             return
         if record.key != command.conversation_id.encode():
-            dead_letter(out, dlq, record, STAGE, "record key is not the event's conversation_id")
+            reason = "record key is not the event's conversation_id"
+            dead_letter(out, dlq, record, STAGE, reason, kind="wrong_key")
             return
         outcome = self.sequencer.apply(command, record.timestamp)
         if isinstance(outcome, Accepted):
-            out.send(self.topics.timeline.name, record.key, encode_timeline(outcome.event))
+            headers = None
+            if self.stamp:
+                chain = hops.first(command.ts_ms, record.timestamp, hops.now_ms())
+                headers = [(hops.HEADER, chain)]
+            out.send(self.topics.timeline.name, record.key, encode_timeline(outcome.event), headers)
         elif isinstance(outcome, Duplicate):
             self.duplicates += 1
             log.debug("duplicate of seq %d dropped: %s", outcome.seq, command.event_id)
         else:
-            dead_letter(out, dlq, record, STAGE, f"rejected: {outcome.reason}")
+            dead_letter(out, dlq, record, STAGE, f"rejected: {outcome.reason}", kind="rejected")
 
     def end_batch(self, now_ms: int, out: Output) -> None:
         self.sequencer.expire(now_ms)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from agents.runtime.sink import ClickHouseSink
 from pipeline.log.topics import Topics
 from pipeline.model.events import TimelineEvent, decode_timeline, limits_from
+from pipeline.observe.sensor import Sensor
 from pipeline.settings import Settings
 from pipeline.store.clickhouse import ClickHouse
 from pipeline.store.rows import store_rows
@@ -23,7 +24,9 @@ async def write_events(store: ClickHouse, events: list[TimelineEvent]) -> None:
         await store.insert(insert.sql, rows)
 
 
-def sink(settings: Settings, topics: Topics) -> ClickHouseSink[TimelineEvent]:
+def sink(
+    settings: Settings, topics: Topics, sensor: Sensor | None = None
+) -> ClickHouseSink[TimelineEvent]:
     limits = limits_from(settings.pipeline)
     return ClickHouseSink(
         settings,
@@ -32,4 +35,5 @@ def sink(settings: Settings, topics: Topics) -> ClickHouseSink[TimelineEvent]:
         dead_letter=topics.dead_letter,
         decode=lambda raw: decode_timeline(raw, limits),
         write=write_events,
+        sensor=sensor,
     )

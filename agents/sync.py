@@ -16,6 +16,7 @@ from aiokafka import ConsumerRecord
 from agents.runtime.transactional import Output, StageSpec, dead_letter
 from pipeline.errors import EventError
 from pipeline.log.topics import Topics
+from pipeline.model import hops
 from pipeline.model.events import limits_from
 from pipeline.model.framing import EventCache, inbox_record
 from pipeline.model.state import StateStore
@@ -31,27 +32,24 @@ class SyncProcessor:
         self.events = EventCache(limits_from(settings.pipeline))
         self.topics = topics
         self.sequencer = SyncSequencer(state)
+        self.stamp = settings.metrics.enabled
 
     def process(self, record: ConsumerRecord[Any, Any], out: Output) -> None:
         try:
             delivery, event = self.events.delivery(record.value)
         except EventError as exc:
-            dead_letter(out, self.topics.dead_letter.name, record, STAGE, str(exc))
+            dead_letter(out, self.topics.dead_letter.name, record, STAGE, str(exc), kind=exc.kind)
             return
         if record.key != delivery.user_id.encode():
-            dead_letter(
-                out,
-                self.topics.dead_letter.name,
-                record,
-                STAGE,
-                "record key is not the delivery's user_id",
-            )
+            reason = "record key is not the delivery's user_id"
+            dead_letter(out, self.topics.dead_letter.name, record, STAGE, reason, kind="wrong_key")
             return
         entry = self.sequencer.assign(delivery)
         out.send(
             self.topics.inbox.name,
             record.key,
             inbox_record(entry.user_id, entry.sync_seq, entry.ts_ms, event),
+            hops.restamp(record.headers, hops.SYNCED, hops.now_ms()) if self.stamp else None,
         )
 
     def end_batch(self, now_ms: int, out: Output) -> None:

@@ -19,6 +19,7 @@ from pipeline.errors import StoreUnavailableError
 from pipeline.log.topics import Topics
 from pipeline.model.events import InboxEntry, limits_from
 from pipeline.model.framing import EventCache
+from pipeline.observe.sensor import Sensor
 from pipeline.read import sync_timeline
 from pipeline.settings import Settings
 from pipeline.store.clickhouse import ClickHouse
@@ -36,7 +37,9 @@ async def write_entries(store: ClickHouse, entries: list[InboxEntry]) -> None:
         await store.insert(insert.sql, values)
 
 
-def sink(settings: Settings, topics: Topics) -> ClickHouseSink[InboxEntry]:
+def sink(
+    settings: Settings, topics: Topics, sensor: Sensor | None = None
+) -> ClickHouseSink[InboxEntry]:
     limits = limits_from(settings.pipeline)
     return ClickHouseSink(
         settings,
@@ -45,6 +48,7 @@ def sink(settings: Settings, topics: Topics) -> ClickHouseSink[InboxEntry]:
         dead_letter=topics.dead_letter,
         decode=EventCache(limits).inbox,
         write=write_entries,
+        sensor=sensor,
     )
 
 

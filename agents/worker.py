@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,6 +28,8 @@ from agents.runtime.transactional import TransactionalStage
 from pipeline.errors import ConfigError
 from pipeline.log import kafka
 from pipeline.log.topics import catalogue
+from pipeline.observe.prometheus import sensor_for
+from pipeline.observe.sensor import Sensor
 from pipeline.settings import Settings
 from pipeline.store import schema
 
@@ -43,16 +45,19 @@ class Agent(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
-def build(settings: Settings, name: str) -> Agent:
+def build(settings: Settings, name: str, sensor: Sensor | None = None) -> Agent:
     topics = catalogue(settings)
+    sensor = sensor or Sensor()
     factories: dict[str, Callable[[], Agent]] = {
-        "sequencer": lambda: TransactionalStage(settings, sequencer.stage(settings, topics)),
-        "fanout": lambda: TransactionalStage(settings, fanout.stage(settings, topics)),
-        "sync": lambda: TransactionalStage(settings, sync.stage(settings, topics)),
-        "store": lambda: store.sink(settings, topics),
-        "sync-store": lambda: sync_store.sink(settings, topics),
+        "sequencer": lambda: TransactionalStage(
+            settings, sequencer.stage(settings, topics), sensor
+        ),
+        "fanout": lambda: TransactionalStage(settings, fanout.stage(settings, topics), sensor),
+        "sync": lambda: TransactionalStage(settings, sync.stage(settings, topics), sensor),
+        "store": lambda: store.sink(settings, topics, sensor),
+        "sync-store": lambda: sync_store.sink(settings, topics, sensor),
         "retention": lambda: sync_store.Retention(settings),
-        "push": lambda: PushAgent(settings),
+        "push": lambda: PushAgent(settings, sensor),
     }
     if name not in factories:
         raise ConfigError(f"unknown agent {name!r}; known: {', '.join(AGENTS)}")
@@ -65,9 +70,30 @@ class Worker:
     names: Sequence[str] = AGENTS
     agents: dict[str, Agent] = field(default_factory=dict)
     health_port: int | None = None
+    sensor: Sensor = field(init=False)
 
     def __post_init__(self) -> None:
-        self.agents = {name: build(self.settings, name) for name in self.names}
+        self.sensor = sensor_for("worker", self.settings.metrics.enabled)
+        self.agents = {name: build(self.settings, name, self.sensor) for name in self.names}
+        self.sensor.watch(
+            "imstream_lag_records",
+            "Committed input records an agent has not processed yet",
+            self._lags,
+        )
+        self.sensor.watch(
+            "imstream_agent_partitions", "Input partitions assigned to an agent", self._assigned
+        )
+
+    def _lags(self) -> Iterator[tuple[dict[str, str], float]]:
+        for name, agent in self.agents.items():
+            lags = getattr(agent, "partition_lag", None)
+            for partition, lag in (lags() if lags else {}).items():
+                yield {"agent": name, "partition": str(partition)}, float(lag)
+
+    def _assigned(self) -> Iterator[tuple[dict[str, str], float]]:
+        for name, status in self.status().items():
+            if "partitions" in status:
+                yield {"agent": name}, float(len(status["partitions"]))
 
     def status(self) -> dict[str, dict[str, Any]]:
         return {name: agent.status() for name, agent in self.agents.items()}
@@ -82,7 +108,10 @@ class Worker:
         runner = None
         if self.settings.worker.health_port >= 0:
             runner, self.health_port = await health.serve(
-                self.status, self.settings.worker.health_host, self.settings.worker.health_port
+                self.status,
+                self.sensor,
+                self.settings.worker.health_host,
+                self.settings.worker.health_port,
             )
         tasks = {
             asyncio.create_task(agent.run(stopping), name=name): name

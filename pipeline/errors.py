@@ -54,15 +54,18 @@ class StartTimeoutError(StackError):
 
 
 class EventError(ImstreamError):
-    """The reason is kept short and stable: it goes into dead-letter records."""
+    """The reason is kept short and stable: it goes into dead-letter records.
+    ``kind`` names the class of problem for metrics (a bounded set of values)."""
+
+    kind = "invalid"
 
 
 class DecodeError(EventError):
-    pass
+    kind = "undecodable"
 
 
 class ValidationError(EventError):
-    pass
+    kind = "invalid"
 
 
 class RejectedError(ImstreamError):

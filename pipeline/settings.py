@@ -24,6 +24,7 @@ NOT_SETTINGS = frozenset({"IMSTREAM_FAULT_SEED", "IMSTREAM_TEST_KEEP_STACK"})
 """``IMSTREAM_`` variables that are read by the test suite, not by imstream: the
 loader lets them be (every other unknown ``IMSTREAM_`` name is a typo)."""
 DAY_S = 86_400
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,19 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    enabled: bool = True
+    """Prometheus metrics on /metrics of every process, and the per-hop timestamps
+    records carry for them (header ``imstream.t``); 0 turns both off."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    format: str = "text"
+    """``text`` (one line per event) or ``json`` (one JSON object per line)."""
+
+
+@dataclass(frozen=True, slots=True)
 class StackSettings:
     """Where and how ``infra`` runs the local Kafka and ClickHouse servers."""
 
@@ -115,6 +129,8 @@ class Settings:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    log: LogSettings = field(default_factory=LogSettings)
     stack: StackSettings = field(default_factory=StackSettings)
 
     @classmethod
@@ -187,6 +203,7 @@ class Settings:
             ),
             (self.pipeline.batch_max_records >= 1, "PIPELINE_BATCH_MAX_RECORDS must be >= 1"),
             (self.gateway.push_queue_size >= 1, "GATEWAY_PUSH_QUEUE_SIZE must be >= 1"),
+            (self.log.format in LOG_FORMATS, f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}"),
             (":" in self.kafka.bootstrap, "KAFKA_BOOTSTRAP must be host:port[,host:port]"),
             (self.clickhouse.database.isidentifier(), "CLICKHOUSE_DATABASE must be an identifier"),
         ]

@@ -2,6 +2,7 @@
 
 GET /health   200 with every agent's partitions, progress and consumer lag
 GET /ready    200 once every Kafka agent holds an assignment, else 503
+GET /metrics  Prometheus metrics (pipeline/observe/prometheus.py); 404 when they are off
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from typing import Any
 
 from aiohttp import web
 
+from pipeline.observe.prometheus import metrics_handler
+from pipeline.observe.sensor import Sensor
+
 log = logging.getLogger(__name__)
 
 Status = Callable[[], dict[str, dict[str, Any]]]
 
 
-def app(status: Status) -> web.Application:
+def app(status: Status, sensor: Sensor) -> web.Application:
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "agents": status()})
 
@@ -30,11 +34,12 @@ def app(status: Status) -> web.Application:
     application = web.Application()
     application.router.add_get("/health", health)
     application.router.add_get("/ready", ready)
+    application.router.add_get("/metrics", metrics_handler(sensor))
     return application
 
 
-async def serve(status: Status, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app(status), access_log=None)
+async def serve(status: Status, sensor: Sensor, host: str, port: int) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app(status, sensor), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -25,6 +26,8 @@ from pipeline.errors import EventError, StoreUnavailableError
 from pipeline.log import kafka
 from pipeline.log.deadletter import dead_letter_headers
 from pipeline.log.topics import TopicSpec
+from pipeline.model import hops
+from pipeline.observe.sensor import Sensor
 from pipeline.settings import Settings
 from pipeline.store.clickhouse import ClickHouse
 
@@ -48,8 +51,10 @@ class ClickHouseSink(Generic[R]):
         dead_letter: TopicSpec,
         decode: Callable[[bytes | None], R],
         write: Callable[[ClickHouse, list[R]], Awaitable[None]],
+        sensor: Sensor | None = None,
     ) -> None:
         self.settings = settings
+        self.sensor = sensor or Sensor()
         self.name = name
         self.topic = topic
         self.dead_letter = dead_letter
@@ -138,6 +143,16 @@ class ClickHouseSink(Generic[R]):
             "outage_s": round(self.outage_s, 1),
         }
 
+    def partition_lag(self) -> dict[int, int]:
+        """Committed records not written yet, per assigned partition."""
+        lags = {}
+        if self._consumer is not None:
+            for tp in self._consumer.assignment():
+                stable = self._consumer.last_stable_offset(tp)
+                done = self._committed.get(tp, 0)
+                lags[tp.partition] = max(0, stable - done) if stable is not None else 0
+        return lags
+
     async def _handle(
         self,
         consumer: AIOKafkaConsumer,
@@ -152,23 +167,30 @@ class ClickHouseSink(Generic[R]):
                 try:
                     items.append(self.decode(record.value))
                 except EventError as exc:
-                    rejected.append((record, str(exc)))
+                    rejected.append((record, str(exc), exc.kind))
         if rejected and not await self._dead_letter(producer, rejected, stopping):
             return  # stopping with the broker away: the batch is redone from its offsets
         if not await self._write_until_done(consumer, batch, items, stopping):
             return
         self.written += len(items)
+        stamps = (hops.find(r.headers) for records in batch.values() for r in records)
+        self.sensor.on_stored(self.name, stamps, hops.now_ms())
+        if rejected:
+            self.sensor.on_dead_letters(self.name, [kind for _, _, kind in rejected])
         await self._commit(consumer, {tp: recs[-1].offset + 1 for tp, recs in batch.items()})
 
     async def _dead_letter(
-        self, producer: AIOKafkaProducer, rejected: list[tuple[Any, str]], stopping: asyncio.Event
+        self,
+        producer: AIOKafkaProducer,
+        rejected: list[tuple[Any, str, str]],
+        stopping: asyncio.Event,
     ) -> bool:
         """Send refused records to the dead-letter topic, retrying while the broker is
         away (they must be there before the batch's offsets are committed)."""
         writer = kafka.BatchWriter(producer, {self.dead_letter.name: self.dead_letter.partitions})
         delay = 0.2
         while True:
-            for record, reason in rejected:
+            for record, reason, _ in rejected:
                 headers = dead_letter_headers(record, self.name, reason)
                 writer.add(self.dead_letter.name, record.key, record.value or b"", headers)
             try:
@@ -221,9 +243,11 @@ class ClickHouseSink(Generic[R]):
         loop = asyncio.get_running_loop()
         started = loop.time()
         while True:
+            attempt = time.perf_counter()
             try:
                 await self.write(self.store, list(items))
             except StoreUnavailableError as exc:
+                self.sensor.on_insert_retry(self.name)
                 if stopping.is_set() or self._revoking:
                     log.warning("%s: leaving a batch to the next owner (%s)", self.name, exc)
                     for tp, recs in batch.items():
@@ -235,6 +259,7 @@ class ClickHouseSink(Generic[R]):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.pipeline.sink_retry_max_s)
             else:
+                self.sensor.on_insert(self.name, len(items), time.perf_counter() - attempt)
                 if delay > 0.2:
                     self.outage_s += loop.time() - started
                     log.warning(

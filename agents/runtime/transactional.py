@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -38,6 +39,7 @@ from pipeline.log import kafka
 from pipeline.log.deadletter import dead_letter_headers
 from pipeline.log.topics import TopicSpec, catalogue
 from pipeline.model.state import StateStore
+from pipeline.observe.sensor import Sensor
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,9 +52,10 @@ Headers = list[tuple[str, bytes]]
 
 @dataclass(slots=True)
 class Output:
-    """Records a processor emits for one batch."""
+    """Records a processor emits for one batch (and the kinds of its dead letters)."""
 
     records: list[tuple[str, bytes | None, bytes, Headers | None]] = field(default_factory=list)
+    dead_letters: list[str] = field(default_factory=list)
 
     def send(
         self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
@@ -88,9 +91,10 @@ class StageSpec:
 
 
 class TransactionalStage:
-    def __init__(self, settings: Settings, spec: StageSpec) -> None:
+    def __init__(self, settings: Settings, spec: StageSpec, sensor: Sensor | None = None) -> None:
         self.settings = settings
         self.spec = spec
+        self.sensor = sensor or Sensor()
         self.group_id = f"{settings.topics.prefix}imstream.{spec.name}"
         self._parts: dict[TopicPartition, _Partition] = {}
         self._parked: dict[TopicPartition, tuple[StateStore, int]] = {}
@@ -144,6 +148,15 @@ class TransactionalStage:
             "lag": lag,
         }
 
+    def partition_lag(self) -> dict[int, int]:
+        """Committed input records not processed yet, per open partition."""
+        lags = {}
+        if self._consumer is not None:
+            for tp, part in self._parts.items():
+                stable = self._consumer.last_stable_offset(tp)
+                lags[tp.partition] = max(0, stable - part.committed) if stable is not None else 0
+        return lags
+
     async def _transact(
         self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> None:
@@ -164,8 +177,14 @@ class TransactionalStage:
         for record in records:
             part.processor.process(record, out)
         part.processor.end_batch(records[-1].timestamp, out)
+        started = time.perf_counter()
         if await self._commit_or_reopen(part, out, records[-1].offset + 1):
             self.processed += len(records)
+            written = len(out.records) - len(out.dead_letters)
+            seconds = time.perf_counter() - started
+            self.sensor.on_batch(self.spec.name, tp.partition, len(records), written, seconds)
+            if out.dead_letters:
+                self.sensor.on_dead_letters(self.spec.name, out.dead_letters)
 
     async def _commit_idle(self) -> None:
         """Commit up to the position of idle partitions. Past the last record of a
@@ -192,9 +211,11 @@ class TransactionalStage:
             # another worker owns it now (its revocation is on the way), or the broker
             # aborted a transaction that ran out of time: take it up again later
             log.warning("%s: fenced on %s; reopening later if still ours", self.spec.name, tp)
+            self.sensor.on_reopen(self.spec.name, tp.partition, "fenced")
             await self._drop(tp, retry_in=FENCED_RETRY_S)
         except KafkaError as exc:
             log.warning("%s: transaction on %s failed (%r); reopening", self.spec.name, tp, exc)
+            self.sensor.on_reopen(self.spec.name, tp.partition, "transaction_failed")
             await self._drop(tp, retry_in=RETRY_S)
         else:
             part.state.commit()
@@ -234,6 +255,7 @@ class TransactionalStage:
             await self._open(tp)
         except KafkaError as exc:
             log.warning("%s: cannot open %s yet (%r); retrying", self.spec.name, tp, exc)
+            self.sensor.on_reopen(self.spec.name, tp.partition, "open_failed")
             self._closed[tp] = asyncio.get_running_loop().time() + RETRY_S
 
     async def _open(self, tp: TopicPartition) -> None:
@@ -261,6 +283,7 @@ class TransactionalStage:
         )
 
     async def _restore(self, partition: int) -> StateStore:
+        started = time.perf_counter()
         state = StateStore()
         tp = TopicPartition(self.spec.changelog.name, partition)
         reader = kafka.consumer(self.settings, enable_auto_commit=False)
@@ -275,6 +298,7 @@ class TransactionalStage:
                     state.restore(record.key, record.value)
         finally:
             await reader.stop()
+        self.sensor.on_restore(self.spec.name, partition, time.perf_counter() - started, len(state))
         return state
 
     async def _drop(self, tp: TopicPartition, retry_in: float | None = None) -> None:
@@ -328,7 +352,15 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def dead_letter(
-    out: Output, topic: str, record: ConsumerRecord[Any, Any], stage: str, reason: str
+    out: Output,
+    topic: str,
+    record: ConsumerRecord[Any, Any],
+    stage: str,
+    reason: str,
+    *,
+    kind: str = "invalid",
 ) -> None:
-    """Send ``record`` as it is to the dead-letter topic, the reason in its headers."""
+    """Send ``record`` as it is to the dead-letter topic, the reason in its headers;
+    ``kind`` (a small fixed set: see EventError.kind) is what metrics count it by."""
     out.send(topic, record.key, record.value or b"", dead_letter_headers(record, stage, reason))
+    out.dead_letters.append(kind)

@@ -37,6 +37,33 @@ def stack(action: str) -> Command:
     return run
 
 
+def status(settings: Settings, args: argparse.Namespace) -> int:
+    from infra import stack as local_stack
+    from pipeline.ops import status as processes
+
+    for line in local_stack.status(settings):
+        print(line)
+    for line in processes.lines(processes.endpoints(settings, args.metrics or ())):
+        print(line)
+    return 0
+
+
+def probe(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.gateway import auth
+    from pipeline.ops.probe import Probe
+
+    url = args.gateway or f"http://{settings.gateway.host}:{settings.gateway.port}"
+    secret = settings.gateway.auth_secret
+    prober = Probe(
+        url, lambda user: auth.issue(secret, user, "probe", 86_400), timeout_s=args.timeout
+    )
+    return asyncio.run(
+        prober.run(
+            args.interval, args.count, args.max_failures, lambda line: print(line, flush=True)
+        )
+    )
+
+
 def worker(settings: Settings, args: argparse.Namespace) -> int:
     from agents import worker as agents_worker
 

@@ -17,6 +17,7 @@ from datetime import date
 from pipeline.cli import commands
 from pipeline.cli.commands import Command
 from pipeline.errors import ImstreamError
+from pipeline.observe import logs
 from pipeline.settings import Settings
 
 Adder = Callable[[str, Command, str], argparse.ArgumentParser]
@@ -46,6 +47,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return value
+
+
 def _seq(text: str) -> int:
     try:
         value = int(text)
@@ -68,7 +79,33 @@ def _add_operations(add: Adder) -> None:
         "create the topics and apply the migrations; harmless when already up",
     )
     add("down", commands.stack("down"), "stop the local Kafka and ClickHouse started by `up`")
-    add("status", commands.stack("status"), "show whether the local servers answer")
+    status = add(
+        "status",
+        commands.status,
+        "show whether the local servers answer, and the worker's and gateway's lag and "
+        "p99 latencies from their /metrics",
+    )
+    status.add_argument(
+        "--metrics",
+        action="append",
+        metavar="URL",
+        help="also this process's metrics (http://host:port[/metrics]); repeatable",
+    )
+    probe = add(
+        "probe",
+        commands.probe,
+        "send a message between two probe users through a running gateway every few "
+        "seconds and report send → push and send → pullable; exit 1 after failures",
+    )
+    probe.add_argument("--gateway", metavar="URL", help="default: the configured gateway")
+    probe.add_argument("--interval", type=_seconds, default=10.0, help="seconds between rounds")
+    probe.add_argument("--count", type=_seq, default=0, help="rounds (default 0: forever)")
+    probe.add_argument(
+        "--max-failures", type=_count, default=3, help="failed rounds in a row that end it"
+    )
+    probe.add_argument(
+        "--timeout", type=_seconds, default=5.0, help="seconds to wait for the push and the pull"
+    )
     add("logs", commands.stack("logs"), "print the end of the local servers' logs")
     worker = add("worker", commands.worker, "run the pipeline agents until SIGTERM / Ctrl-C")
     worker.add_argument(
@@ -220,16 +257,18 @@ def external_reason(exc: Exception) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        settings = Settings.from_env()
+    except ImstreamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    logs.configure(settings.log.format, args.verbose)
     if not args.verbose and args.command not in LOGGING_COMMANDS:
         # a failure becomes one "error:" line below, not the libraries' tracebacks
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        return int(args.func(Settings.from_env(), args))
+        return int(args.func(settings, args))
     except argparse.ArgumentTypeError as exc:
         parser.exit(EXIT_ERROR, f"imstream {args.command}: error: {exc}\n")
     except ImstreamError as exc:

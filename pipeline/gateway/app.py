@@ -33,6 +33,7 @@ from pipeline.gateway.http import HttpApi
 from pipeline.gateway.hub import RESYNC_AFTER_S, RESYNC_FRAME, Connection, Hub
 from pipeline.log import kafka
 from pipeline.log.topics import PUSH_KIND_HEADER, PUSH_KIND_TIMELINE, catalogue
+from pipeline.model import hops
 from pipeline.model.events import limits_from
 from pipeline.model.framing import EventCache
 from pipeline.model.presence import (
@@ -42,6 +43,7 @@ from pipeline.model.presence import (
     user_key,
     user_record,
 )
+from pipeline.observe.prometheus import metrics_handler, sensor_for
 from pipeline.read import large_groups, sync_timeline
 from pipeline.read.sync_timeline import SyncEntry
 from pipeline.sdk.producer import Producer
@@ -89,6 +91,11 @@ class Gateway:
         self.producer = Producer(settings)
         self.presence: AIOKafkaProducer = kafka.producer(settings)
         self.presence_updates: asyncio.Queue[tuple[bytes, bytes | None]] = asyncio.Queue()
+        self.sensor = sensor_for("gateway", settings.metrics.enabled)
+        self.sensor.watch(
+            "imstream_gateway_connections", "Open WebSocket connections", self._connections
+        )
+        self.sensor.watch("imstream_gateway_users", "Users with a device connected", self._users)
         self.hub = Hub(on_presence=self._presence_changed)
         self.events = EventCache(limits_from(settings.pipeline))
         self.limits = limits_from(settings.pipeline)
@@ -120,7 +127,7 @@ class Gateway:
 
     def app(self) -> web.Application:
         app = web.Application(
-            middlewares=[json_errors, self._authenticate],
+            middlewares=[self._measure, json_errors, self._authenticate],
             client_max_size=self.settings.gateway.max_request_bytes,
         )
         app.router.add_routes(HttpApi(self.settings, self.store, self.producer).routes())
@@ -128,12 +135,38 @@ class Gateway:
         app.router.add_get("/openapi.json", self.openapi)
         app.router.add_get("/health", self.health)
         app.router.add_get("/ready", self.health)
+        app.router.add_get("/metrics", metrics_handler(self.sensor))
         app.on_startup.append(lambda _: self.start())
         app.on_shutdown.append(lambda _: self._close_sockets())
         app.on_cleanup.append(lambda _: self.stop())
         return app
 
     # ------------------------------------------------------------ HTTP plumbing
+
+    @web.middleware
+    async def _measure(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Every request's duration by route (the pattern, not the path) and status."""
+        started = time.perf_counter()
+        status = 500
+        try:
+            response: web.StreamResponse = await handler(request)
+            status = response.status
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "unmatched"
+            if route != "/v1/stream":  # a socket's life is not a request's duration
+                seconds = time.perf_counter() - started
+                self.sensor.on_request(route, request.method, status, seconds)
+        return response
+
+    def _connections(self) -> list[tuple[dict[str, str], float]]:
+        return [({}, float(self.hub.connections()))]
+
+    def _users(self) -> list[tuple[dict[str, str], float]]:
+        return [({}, float(len(self.hub.users)))]
 
     @web.middleware
     async def _authenticate(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -165,7 +198,7 @@ class Gateway:
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
         await ws.prepare(request)
         connection = Connection(
-            who.user_id, who.device_id, ws, self.settings.gateway.push_queue_size
+            who.user_id, who.device_id, ws, self.settings.gateway.push_queue_size, self.sensor
         )
         connection.offer(
             orjson.dumps(
@@ -233,21 +266,23 @@ class Gateway:
             while True:
                 batch = await consumer.getmany(tp, timeout_ms=500)
                 for record in batch.get(tp, []):
-                    if (PUSH_KIND_HEADER, PUSH_KIND_TIMELINE) in list(record.headers or ()):
-                        self.pushed += self.group_push.timeline(record.value or b"")
+                    headers = list(record.headers or ())
+                    stamps = hops.find(headers)
+                    if (PUSH_KIND_HEADER, PUSH_KIND_TIMELINE) in headers:
+                        self.pushed += self.group_push.timeline(record.value or b"", stamps)
                     else:
-                        self._dispatch(record.value or b"")
+                        self._dispatch(record.value or b"", stamps)
         finally:
             await consumer.stop()
 
-    def _dispatch(self, raw: bytes) -> None:
+    def _dispatch(self, raw: bytes, stamps: bytes = b"") -> None:
         try:
             entry = self.events.inbox(raw)
         except EventError as exc:
             log.warning("push: ignoring a record that is not an inbox entry: %s", exc)
             return
         frame = orjson.dumps({"type": "entry", "entry": SyncEntry.from_inbox(entry).to_json()})
-        self.pushed += self.hub.push(entry.user_id, frame.decode())
+        self.pushed += self.hub.push(entry.user_id, frame.decode(), stamps)
         if entry.event.large:
             self.group_push.inbox(entry)
 

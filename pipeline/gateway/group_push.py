@@ -60,10 +60,12 @@ def group_frame(event: TimelineEvent) -> str:
 
 
 class GroupPush:
-    def __init__(self, store: ClickHouse, limits: Limits, push: Callable[[str, str], int]) -> None:
+    def __init__(
+        self, store: ClickHouse, limits: Limits, push: Callable[[str, str, bytes | None], int]
+    ) -> None:
         self.store = store
         self.limits = limits
-        self.push = push  # (user, frame) -> connections offered to
+        self.push = push  # (user, frame, hop stamps) -> connections offered to
         self.index = GroupIndex()
         self._loads: dict[str, asyncio.Task[None]] = {}
 
@@ -79,8 +81,9 @@ class GroupPush:
         if task is not None:
             task.cancel()
 
-    def timeline(self, raw: bytes) -> int:
-        """One broadcast record; return how many connections it was offered to."""
+    def timeline(self, raw: bytes, stamps: bytes = b"") -> int:
+        """One broadcast record (with its hop stamps); return how many connections it
+        was offered to."""
         try:
             event = decode_timeline(raw, self.limits)
         except EventError as exc:
@@ -92,7 +95,7 @@ class GroupPush:
         pushed = 0
         if users:
             frame = group_frame(event)
-            pushed = sum(self.push(user, frame) for user in users)
+            pushed = sum(self.push(user, frame, stamps) for user in users)
         self._reload_stale()
         return pushed
 
@@ -113,7 +116,9 @@ class GroupPush:
 
     def _pull_if_joined(self, user: str, before: set[str]) -> None:
         if self._groups_of(user) - before:
-            asyncio.get_running_loop().call_later(PULL_LATER_S, self.push, user, GROUP_PULL_FRAME)
+            asyncio.get_running_loop().call_later(
+                PULL_LATER_S, self.push, user, GROUP_PULL_FRAME, None
+            )
 
     def _reload_stale(self) -> None:
         for user in self.index.take_stale():

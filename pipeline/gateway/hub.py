@@ -18,11 +18,14 @@ import asyncio
 import contextlib
 import enum
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
+
+from pipeline.observe.sensor import Sensor
 
 log = logging.getLogger(__name__)
 
@@ -45,45 +48,53 @@ class Connection:
     device_id: str
     ws: web.WebSocketResponse
     queue_size: int
+    sensor: Sensor = field(default_factory=Sensor)
     state: State = State.OPEN
     sent: int = 0
     dropped: int = 0
-    queue: asyncio.Queue[str] = field(init=False)
+    queue: asyncio.Queue[tuple[str, bytes | None]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.queue_size)
 
-    def offer(self, frame: str) -> None:
-        """Queue a frame for the device; never waits."""
+    def offer(self, frame: str, stamps: bytes | None = None) -> None:
+        """Queue a frame for the device; never waits. A frame that carries an entry
+        comes with the entry's hop stamps (``b""`` if it has none), so the sensor
+        counts it and measures when it reaches the socket."""
         if self.state is State.CLOSED:
             return
         if self.state is State.BEHIND:
             self.dropped += 1  # the pull it was told to do covers this entry
+            self.sensor.on_push_dropped(1)
             return
         try:
-            self.queue.put_nowait(frame)
+            self.queue.put_nowait((frame, stamps))
         except asyncio.QueueFull:
             self._fall_behind()
 
     def _fall_behind(self) -> None:
+        dropped = 1
         while not self.queue.empty():
             self.queue.get_nowait()
-            self.dropped += 1
-        self.dropped += 1
+            dropped += 1
+        self.dropped += dropped
+        self.sensor.on_push_dropped(dropped)
         self.state = State.BEHIND
-        self.queue.put_nowait(PULL_FRAME)
+        self.queue.put_nowait((PULL_FRAME, None))
 
     async def write(self) -> None:
         """Drain the queue into the socket until the connection closes."""
         try:
             while self.state is not State.CLOSED:
-                frame = await self.queue.get()
+                frame, stamps = await self.queue.get()
                 if self.closed:
                     break
                 if frame is PULL_FRAME:
                     self.state = State.OPEN
                 await self.ws.send_str(frame)
                 self.sent += 1
+                if stamps is not None:
+                    self.sensor.on_socket_write(stamps, int(time.time() * 1000))
         except (ConnectionError, RuntimeError) as exc:
             log.debug("push to %s/%s stopped: %r", self.user_id, self.device_id, exc)
         finally:
@@ -96,7 +107,7 @@ class Connection:
     def close(self) -> None:
         self.state = State.CLOSED
         with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait("")  # wake the writer
+            self.queue.put_nowait(("", None))  # wake the writer
 
 
 @dataclass
@@ -119,11 +130,12 @@ class Hub:
             self.users.pop(connection.user_id, None)
         self.on_presence(connection.user_id, len(devices))
 
-    def push(self, user_id: str, frame: str) -> int:
-        """Offer a frame to every connection of the user; return how many."""
+    def push(self, user_id: str, frame: str, stamps: bytes | None = b"") -> int:
+        """Offer a frame to every connection of the user; return how many. ``stamps``:
+        see :meth:`Connection.offer` (None for a frame that carries no entry)."""
         devices = self.users.get(user_id, ())
         for connection in devices:
-            connection.offer(frame)
+            connection.offer(frame, stamps)
         return len(devices)
 
     def connections(self) -> int:
