@@ -32,6 +32,9 @@ class Profile:
     throughput_lag_target: int = 10_000
     """Records of lag (summed over agents, /health) the offered load steers towards."""
     throughput_chunk: int = 500
+    throughput_metrics_off: tuple[int, ...] = (2,)
+    """Worker counts also run with IMSTREAM_METRICS_ENABLED=0, right after the same
+    count with metrics on: what metrics (and the hop stamps) cost."""
 
     # fan-out: group sizes, sync entries per size
     fanout_sizes: tuple[int, ...] = (10, 100, 1_000)
@@ -92,6 +95,7 @@ QUICK = Profile(
     throughput_pairs=200,
     throughput_duration_s=20.0,
     throughput_warmup_s=6.0,
+    throughput_metrics_off=(),
     fanout_entries=60_000,
     latency_rates=(200, 2_000),
     latency_duration_s=5.0,

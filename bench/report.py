@@ -168,6 +168,7 @@ def _throughput(doc: Document | None, images: dict[str, str]) -> list[str]:
     table = Table(
         [
             "workers",
+            "metrics",
             "sent msg/s",
             "stored msg/s",
             "synced msg/s",
@@ -180,11 +181,12 @@ def _throughput(doc: Document | None, images: dict[str, str]) -> list[str]:
     )
     for v in doc["result"]["variants"]:
         if "error" in v:
-            table.add(str(v["workers"]), "failed: " + v["error"][:150], *[""] * 7)
+            table.add(str(v["workers"]), _on(v), "failed: " + v["error"][:150], *[""] * 7)
             continue
         lag = v.get("lag", {})
         table.add(
             str(v["workers"]),
+            _on(v),
             num(v["sent_msgs_per_s"]),
             num(v["stored_msgs_per_s"]),
             num(v["synced_msgs_per_s"]),
@@ -208,10 +210,38 @@ def _throughput(doc: Document | None, images: dict[str, str]) -> list[str]:
         "",
         *table.lines(),
         "",
+        *_metrics_cost(doc["result"]["variants"]),
     ]
     if "throughput-over-time.png" in images:
         out += [f"![throughput over time]({images['throughput-over-time.png']})", ""]
     return out
+
+
+def _on(variant: dict[str, Any]) -> str:
+    return "on" if variant.get("metrics", True) else "off"
+
+
+def _metrics_cost(variants: list[dict[str, Any]]) -> list[str]:
+    """Metrics on against off, for each worker count run both ways."""
+
+    def rate(v: dict[str, Any]) -> float:
+        return min(v.get("stored_msgs_per_s") or 0, v.get("synced_msgs_per_s") or 0)
+
+    ok = [v for v in variants if "error" not in v]
+    lines = []
+    for off in (v for v in ok if not v.get("metrics", True)):
+        on = next(
+            (v for v in ok if v["workers"] == off["workers"] and v.get("metrics", True)), None
+        )
+        if on is None or not rate(off):
+            continue
+        change = rate(on) / rate(off) - 1
+        lines.append(
+            f"Metrics cost ({off['workers']} workers, stored and synced): "
+            f"{num(rate(on))} msg/s with metrics on, {num(rate(off))} msg/s off "
+            f"({change:+.1%}; the target is within 5%)."
+        )
+    return [*lines, ""] if lines else []
 
 
 def _fanout(doc: Document | None, images: dict[str, str]) -> list[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench import stats
@@ -163,14 +163,17 @@ async def run(ctx: Context) -> dict[str, Any]:
     variants = []
     for workers in ctx.profile.throughput_workers:
         variants.append(await variant(ctx, workers))
+        if workers in ctx.profile.throughput_metrics_off:
+            variants.append(await variant(ctx, workers, metrics=False))
     return {"sync_entries_per_message": SYNC_PER_MESSAGE, "variants": variants}
 
 
-async def variant(ctx: Context, workers: int) -> dict[str, Any]:
+async def variant(ctx: Context, workers: int, metrics: bool = True) -> dict[str, Any]:
     report: list[dict[str, Any]] = []
+    base = ctx.settings.replace(metrics=replace(ctx.settings.metrics, enabled=metrics))
     try:
         async with (
-            isolated(ctx.settings, "thr", keep=ctx.keep) as settings,
+            isolated(base, "thr", keep=ctx.keep) as settings,
             services(settings, ctx.logs, report) as svc,
         ):
             for _ in range(workers):
@@ -179,7 +182,7 @@ async def variant(ctx: Context, workers: int) -> dict[str, Any]:
             result = await measure(ctx, settings, svc)
     except Exception as exc:  # noqa: BLE001 - a failed variant stays in the results
         result = {"error": repr(exc)}
-    return {"workers": workers, **result, "processes": report}
+    return {"workers": workers, "metrics": metrics, **result, "processes": report}
 
 
 async def measure(ctx: Context, settings: Settings, svc: Services) -> dict[str, Any]:

@@ -7,5 +7,6 @@ may import; ``make lint`` checks it with import-linter):
     gateway   HTTP API, WebSocket push, tokens       ops   checker, rebuild, reports, tail
     sdk       producer SDK, API and sync clients     read  history, sync pulls, large groups
     store     ClickHouse: schema, queries, rows      log   Kafka: clients, topics, dead letters
+    observe   the sensor, Prometheus metrics, logging
     model     events, codec and the pure rules       settings, errors: the base of everything
 """

@@ -22,6 +22,7 @@ from pipeline.gateway import auth
 from pipeline.log import kafka
 from pipeline.log.deadletter import DeadLetter
 from pipeline.log.topics import TopicSpec, catalogue
+from pipeline.observe.scrape import Scrape, parse
 from pipeline.ops import checker
 from pipeline.settings import Settings
 
@@ -173,3 +174,44 @@ async def gateway_process(settings: Settings, log: Path) -> AsyncIterator[Gatewa
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.to_thread(proc.wait, 30)
+
+
+@dataclass(frozen=True)
+class WorkerProcess:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+
+@asynccontextmanager
+async def worker_process(settings: Settings, log: Path) -> AsyncIterator[WorkerProcess]:
+    """``imstream worker`` as a real process, health (and metrics) on a free port; yields
+    once every agent holds its partitions, stops it with SIGTERM on exit."""
+    port = free_port()
+    settings = settings.replace(worker=replace(settings.worker, health_port=port))
+    proc = spawn(settings, "worker", log=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def ready() -> int:
+                assert proc.poll() is None, log.read_text()[-3000:]
+                try:
+                    async with http.get(url + "/ready") as response:
+                        return response.status
+                except aiohttp.ClientError:
+                    return 0
+
+            status = await eventually(ready, lambda s: s == 200, within=90, every=0.3)
+        assert status == 200, log.read_text()[-3000:]
+        yield WorkerProcess(url, proc)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(proc.wait, 60)
+
+
+async def scrape(url: str) -> Scrape:
+    """The ``/metrics`` of a running process, parsed."""
+    async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as response:
+        assert response.status == 200, await response.text()
+        return parse(await response.text())

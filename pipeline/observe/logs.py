@@ -4,12 +4,14 @@
 ``logger``, ``message``, and ``exc`` with the traceback if there is one), for a
 log shipper; ``text`` (the default) is for people.
 
-A broker that has just started is still creating its internal topics: for a
-few seconds every consumer group is told "coordinator not available", which
-aiokafka logs as an ERROR although it retries by itself. Those retriable
-coordinator errors are dropped during the first :data:`START_GRACE_S` seconds
-of the process and shown as WARNING after that (when they do say something:
-the coordinator has been away for a while).
+A broker that has just started is still creating its internal topics and
+electing leaders of new ones: for a few seconds every consumer group is told
+"coordinator not available" and producers "not leader for partition", which
+aiokafka logs as an ERROR (and "marking the coordinator dead" as a WARNING)
+although it retries by itself. Those retriable coordinator messages are
+dropped during the first :data:`START_GRACE_S` seconds of the process and
+shown as WARNING after that (when they do say something: the coordinator has
+been away for a while).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ RETRIABLE_COORDINATOR = (
     "NotCoordinatorForGroup",
     "CoordinatorLoadInProgress",
     "CoordinatorNotAvailable",
+    "Marking the coordinator dead",
+    "NotLeaderForPartition",  # new topics electing their leaders
+    "LeaderNotAvailable",
 )
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -40,7 +45,7 @@ class StartupNoise(logging.Filter):
         self.until = time.monotonic() + grace_s
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR or not record.name.startswith("aiokafka"):
+        if record.levelno < logging.WARNING or not record.name.startswith("aiokafka"):
             return True
         message = record.getMessage()
         if not any(marker in message for marker in RETRIABLE_COORDINATOR):
