@@ -32,6 +32,8 @@ from bench.procs import Monitor, per_unit
 from bench.profiler import Recording
 from bench.services import Service, Services, services
 from pipeline.gateway import auth
+from pipeline.model.hops import SOCKET, STAMPS
+from pipeline.observe.scrape import Scrape, since
 from pipeline.sdk.producer import Producer, message
 from pipeline.settings import Settings
 
@@ -41,6 +43,7 @@ LAG_EVERY_S = 0.5
 WARM_TIMEOUT_S = 60.0
 IDLE_TIMEOUT_S = 60.0
 TOKEN_TTL_S = 86_400
+HOPS = (*STAMPS[1:], SOCKET)
 
 
 @dataclass
@@ -262,20 +265,45 @@ async def one_rate(
     recording = _recording(ctx, svc, via, rate)
     lags: list[dict[str, int]] = []
     watch = asyncio.create_task(_watch_lag(svc, lags))
+    hops_before = await svc.metrics(devices.gateway)
     monitor.start()
     if recording is not None:
         recording.start()
     await _schedule(ctx, sender, run, via=via, rate=rate)
     await wait_for(lambda: _arrived(run), LATE_S, every_s=0.1)
     usage = await monitor.stop()
+    hops = hop_breakdown(since(hops_before, await svc.metrics(devices.gateway)))
     watch.cancel()
     await asyncio.gather(watch, return_exceptions=True)
     devices.run = None
     pulls = devices.pull_frames - pulls_before
     return _result(run, usage, via=via, rate=rate, pulls=pulls) | {
+        "hops": hops,
         "lag_mean_by_agent": _mean_lag(lags),
         "profile": None if recording is None else await recording.finish(),
     }
+
+
+def hop_breakdown(window: Scrape) -> dict[str, dict[str, float | None]]:
+    """p50 / p99 (ms) of each hop and of send → socket during one run, from the
+    gateway's histograms (the stamps every entry carries: pipeline/model/hops.py)."""
+
+    def ms(q: float, name: str, **labels: str) -> float | None:
+        value = window.quantile(q, name, **labels)
+        return None if value is None else round(value * 1000, 1)
+
+    breakdown = {
+        hop: {
+            "p50_ms": ms(0.5, "imstream_hop_seconds", hop=hop, at="gateway"),
+            "p99_ms": ms(0.99, "imstream_hop_seconds", hop=hop, at="gateway"),
+        }
+        for hop in HOPS
+    }
+    breakdown["send_to_socket"] = {
+        "p50_ms": ms(0.5, "imstream_latency_seconds", path="send_to_socket"),
+        "p99_ms": ms(0.99, "imstream_latency_seconds", path="send_to_socket"),
+    }
+    return breakdown
 
 
 async def _watch_lag(svc: Services, into: list[dict[str, int]]) -> None:

@@ -340,6 +340,7 @@ def _latency(doc: Document | None, images: dict[str, str]) -> list[str]:
         + ", ".join(f"{a} {num(v)}" for a, v in run.get("lag_mean_by_agent", {}).items())
         for run in r["runs"]
     ]
+    out += _hop_table(r["runs"])
     out += ["Mean lag (records) of each agent during the runs, where records wait:", ""]
     out += [f"- {line}" for line in lags] + [""]
     if r.get("error"):
@@ -347,6 +348,32 @@ def _latency(doc: Document | None, images: dict[str, str]) -> list[str]:
     if "latency-cdf.png" in images:
         out += [f"![latency CDFs]({images['latency-cdf.png']})", ""]
     return out
+
+
+def _hop_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Where each run's milliseconds went, hop by hop (p50 / p99)."""
+    with_hops = [run for run in runs if run.get("hops")]
+    if not with_hops:
+        return []
+    hops = list(with_hops[0]["hops"])
+    table = Table(["send via", "offered/s", *(h.replace("_", " ") for h in hops)])
+    for run in with_hops:
+        cells = [
+            f"{num(run['hops'][h].get('p50_ms'), 1)} / {num(run['hops'][h].get('p99_ms'), 1)}"
+            for h in hops
+        ]
+        table.add(run["via"], num(run["offered_per_s"]), *cells)
+    return [
+        "Per hop, p50 / p99 ms, from the stamps each entry carries (`imstream.t`, "
+        "pipeline/model/hops.py) as the gateway's metrics saw them during the run: *log* is "
+        "send → appended to im.messages, *sequenced* → the sequencer wrote it, *fanned out* → "
+        "fanout wrote the delivery, *synced* → the sync stage wrote the entry, *pushed* → the "
+        "push agent copied it to the gateway, *socket* → written to the device's socket; "
+        "*send to socket* is the whole path (measured from the send, not the due time).",
+        "",
+        *table.lines(),
+        "",
+    ]
 
 
 def _reads(doc: Document | None) -> list[str]:

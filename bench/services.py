@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 
 from bench.procs import Proc
+from pipeline.observe.scrape import Scrape, parse
 from pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +113,11 @@ class Services:
     async def health(self, worker: Service) -> dict[str, Any]:
         body: dict[str, Any] = (await get_json(self.http, worker.url + "/health"))["agents"]
         return body
+
+    async def metrics(self, service: Service) -> Scrape:
+        """A process's ``/metrics``, parsed."""
+        async with self.http.get(service.url + "/metrics") as response:
+            return parse(await response.text())
 
     async def lag(self) -> dict[str, int]:
         """Each agent's lag summed over the workers (records committed upstream, not done)."""

@@ -42,6 +42,17 @@ class Scrape:
         return quantile(q, sorted(buckets.items()))
 
 
+def since(before: Scrape, after: Scrape) -> Scrape:
+    """What happened between two scrapes of one process: counters and histogram
+    buckets as differences (for percentiles of a time window)."""
+    window = Scrape()
+    for name, series in after.samples.items():
+        earlier = before.samples.get(name, {})
+        for key, value in series.items():
+            window.samples[name][key] = value - earlier.get(key, 0.0)
+    return window
+
+
 def quantile(q: float, cumulative: list[tuple[float, float]]) -> float | None:
     """``histogram_quantile`` over (upper bound, cumulative count) pairs, sorted."""
     if not cumulative or cumulative[-1][1] == 0:

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.observe.histogram import Histogram
 from pipeline.observe.prometheus import PrometheusSensor, sensor_for
-from pipeline.observe.scrape import parse, quantile
+from pipeline.observe.scrape import parse, quantile, since
 from pipeline.observe.sensor import Sensor
 
 
@@ -60,3 +60,17 @@ def test_metrics_off_is_a_silent_sensor() -> None:
     sensor.on_batch("sync", 0, 1, 1, 0.1)
     sensor.on_socket_write(b"1,2", 3)
     assert sensor.exposition() == b""
+
+
+def test_a_window_between_two_scrapes_has_only_its_own_observations() -> None:
+    sensor = PrometheusSensor("gateway")
+    for _ in range(50):
+        sensor.on_socket_write(b"1000,1001", 1500)  # slow: 0.5 s
+    before = parse(sensor.exposition().decode())
+    for _ in range(50):
+        sensor.on_socket_write(b"1000,1001", 1010)  # fast: 10 ms
+    window = since(before, parse(sensor.exposition().decode()))
+    assert window.value("imstream_gateway_pushes_total") == 50
+    p99 = window.quantile(0.99, "imstream_latency_seconds", path="send_to_socket")
+    assert p99 is not None
+    assert p99 <= 0.01
