@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from bench import runner
+from bench.latency import HOPS
 from bench.profiles import QUICK
 from pipeline.log import kafka
 from pipeline.settings import Settings
@@ -124,6 +125,9 @@ async def test_every_scenario_runs_small(stack: Settings, tmp_path: Path) -> Non
         assert run["pushes_received"] == run["messages"] == 100
         assert run["push_latency"]["count"] == 100
         assert run["push_latency"]["p50_ms"] > 0
+        # every hop of the window was timed by the gateway (its /metrics)
+        assert set(run["hops"]) == {*HOPS, "send_to_socket"}
+        assert all(h["p99_ms"] is not None for h in run["hops"].values()), run["hops"]
 
     reads = docs["reads"]["result"]
     assert reads["store"]["messages"] == reads["store"]["sync_entries"] == 5_000
@@ -135,6 +139,7 @@ async def test_every_scenario_runs_small(stack: Settings, tmp_path: Path) -> Non
     assert "## Targets" in text
     assert "## Where the cost goes" in text
     assert "## Analytics" in text
+    assert "Per hop, p50 / p99 ms" in text
     for png in ("throughput-over-time.png", "latency-cdf.png", "fanout-cost.png"):
         assert (results / png).stat().st_size > 0
     assert await _corners(stack) <= before, "a scenario left its topics or database behind"
