@@ -366,8 +366,8 @@ def _hop_table(runs: list[dict[str, Any]]) -> list[str]:
     return [
         "Per hop, p50 / p99 ms, from the stamps each entry carries (`imstream.t`, "
         "pipeline/model/hops.py) as the gateway's metrics saw them during the run: *log* is "
-        "send → appended to im.messages, *sequenced* → the sequencer wrote it, *fanned out* → "
-        "fanout wrote the delivery, *synced* → the sync stage wrote the entry, *pushed* → the "
+        "send → appended to im.messages, *sequenced* → the sequencer wrote it and its "
+        "deliveries, *synced* → the sync stage wrote the entry, *pushed* → the "
         "push agent copied it to the gateway, *socket* → written to the device's socket; "
         "*send to socket* is the whole path (measured from the send, not the due time).",
         "",

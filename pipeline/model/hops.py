@@ -8,8 +8,7 @@ push agent)::
 
     send        the producer's clock when it sent the command (its ts_ms)
     log         the broker appended the command to im.messages (LogAppendTime)
-    sequenced   the sequencer wrote it to im.timeline
-    fanned_out  fanout wrote the receiver's delivery to im.sync
+    sequenced   the sequencer wrote it to im.timeline, and its deliveries to im.sync
     synced      the sync stage wrote the entry, with its sync_seq, to im.inbox
     pushed      the push agent copied it to a gateway's push topic
 
@@ -27,8 +26,8 @@ import time
 from collections.abc import Iterable, Sequence
 
 HEADER = "imstream.t"
-STAMPS = ("send", "log", "sequenced", "fanned_out", "synced", "pushed")
-SEND, LOG, SEQUENCED, FANNED_OUT, SYNCED, PUSHED = range(len(STAMPS))
+STAMPS = ("send", "log", "sequenced", "synced", "pushed")
+SEND, LOG, SEQUENCED, SYNCED, PUSHED = range(len(STAMPS))
 SOCKET = "socket"
 """The last hop: from the last stamp to the entry written to a device's socket."""
 
@@ -94,6 +93,12 @@ def hops(stamps: Stamps, end_ms: int | None = None) -> list[tuple[str, float]]:
     if end_ms is not None and previous is not None:
         found.append((SOCKET, max(0, end_ms - previous) / 1000))
     return found
+
+
+def sent_prefix(value: bytes) -> int | None:
+    """The send stamp of a header value without parsing the rest (the cheap path)."""
+    head = value.partition(b",")[0]
+    return int(head) if head.isdigit() else None
 
 
 def sent_ms(stamps: Stamps) -> int | None:
