@@ -170,7 +170,10 @@ class PushAgent:
                 writer = kafka.BatchWriter(producer, {})
                 now = _now_ms()
                 for record in large:
-                    headers = kind + (self._stamped(record.headers, now) or [])
+                    # the sequencer's record: its timestamp is when it was sequenced
+                    # (the gateway fills in the send and log times from the event)
+                    sequenced = [(hops.HEADER, b",,%d" % record.timestamp)]
+                    headers = kind + (self._stamped(sequenced, now) or [])
                     for topic in topics:
                         writer.add(topic, record.key, record.value, headers, partition=0)
                 await self._send(writer, "timeline")

@@ -21,7 +21,6 @@ from aiokafka import ConsumerRecord
 from agents.runtime.transactional import Output, StageSpec, dead_letter
 from pipeline.errors import EventError
 from pipeline.log.topics import Topics
-from pipeline.model import hops
 from pipeline.model.events import (
     decode_command,
     encode_deliveries,
@@ -48,7 +47,6 @@ class SequencerProcessor:
             read_diffusion_threshold=settings.pipeline.read_diffusion_threshold,
         )
         self.duplicates = 0
-        self.stamp = settings.metrics.enabled
 
     def process(self, record: ConsumerRecord[Any, Any], out: Output) -> None:
         dlq = self.topics.dead_letter.name
@@ -63,15 +61,13 @@ class SequencerProcessor:
             return
         outcome = self.sequencer.apply(command, record.timestamp)
         if isinstance(outcome, Accepted):
-            headers = None
-            if self.stamp:
-                chain = hops.first(command.ts_ms, record.timestamp, hops.now_ms())
-                headers = [(hops.HEADER, chain)]
+            # no hop stamps here: the event holds the send time (its command's ts_ms)
+            # and the log's (its ts_ms), the records' own timestamps the sequencer's
             event = encode_timeline(outcome.event)
-            out.send(self.topics.timeline.name, record.key, event, headers)
+            out.send(self.topics.timeline.name, record.key, event)
             sync = self.topics.sync.name
             for user, value in encode_deliveries(outcome.event, outcome.recipients, event):
-                out.send(sync, user.encode(), value, headers)
+                out.send(sync, user.encode(), value)
         elif isinstance(outcome, Duplicate):
             self.duplicates += 1
             log.debug("duplicate of seq %d dropped: %s", outcome.seq, command.event_id)

@@ -12,7 +12,11 @@ push agent)::
     synced      the sync stage wrote the entry, with its sync_seq, to im.inbox
     pushed      the push agent copied it to a gateway's push topic
 
-Each stage stamps when it writes the record; the record becomes visible when
+Stamps travel only where a record cannot tell them itself: the sequencer's
+records carry none (an event holds its send time, its command's ``ts_ms``, and
+the log's, its own ``ts_ms``; a record's Kafka timestamp is when the sequencer
+wrote it), so the sync stage starts the header on ``im.inbox`` and the push
+agent extends it. Each stage stamps when it writes the record; the record becomes visible when
 that stage's transaction commits, so a hop's time includes the previous
 stage's commit and this stage's wait and work. The gateway closes the chain
 when it writes the entry to a socket: the hops then add up to send → socket.
@@ -47,6 +51,16 @@ def extend(value: bytes, at: int, now_ms: int) -> bytes:
     if fields > at:
         return value  # stamped already (a record replayed through a stage)
     return value + b"," * (at - fields + (1 if value else 0)) + b"%d" % now_ms
+
+
+def with_origin(value: bytes, send_ms: int, log_ms: int) -> bytes:
+    """``value`` with its send and log stamps filled in where they are empty (a
+    record whose first stamps are in its payload rather than its header)."""
+    fields = value.split(b",") if value else []
+    fields += [b""] * (2 - len(fields))
+    fields[SEND] = fields[SEND] or b"%d" % send_ms
+    fields[LOG] = fields[LOG] or b"%d" % log_ms
+    return b",".join(fields)
 
 
 def restamp(headers: Headers | None, at: int, now_ms: int) -> list[tuple[str, bytes]] | None:

@@ -53,3 +53,14 @@ def test_restamp_finds_the_header_among_others() -> None:
 def test_junk_reads_as_missing_and_clocks_going_back_read_as_zero() -> None:
     assert hops.parse(b"1,x,3") == [1, None, 3]
     assert hops.hops([1000, 990]) == [("log", 0.0)]
+
+
+def test_a_large_groups_broadcast_gets_its_origin_from_the_event() -> None:
+    # the push agent knows when it was sequenced (the record's timestamp) and pushed;
+    # the gateway, having decoded the event, fills in the send and log times
+    pushed = hops.extend(b",,1005", hops.PUSHED, 1009)
+    assert pushed == b",,1005,,1009"
+    full = hops.with_origin(pushed, 1000, 1001)
+    assert full == b"1000,1001,1005,,1009"
+    assert hops.with_origin(b"", 1, 2) == b"1,2"
+    assert hops.with_origin(full, 7, 8) == full  # stamped already: kept
