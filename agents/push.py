@@ -100,12 +100,23 @@ class PushAgent:
             await consumer.stop()
 
     async def _push(self, stopping: asyncio.Event) -> None:
+        """New entries to the gateways of their users, read *before* the sync stage's
+        transaction commits (``read_uncommitted``): push does not wait for that
+        commit. This is safe because the sync stage is deterministic on replay: it
+        reads committed deliveries in log order and restores its state from the
+        changelog at its committed offset, so an aborted batch is redone with the
+        very same entry at every ``sync_seq``. A device may get an entry twice (once
+        from the aborted batch, once from its redo): it applies only ``cursor + 1``,
+        and the repeat is the same entry. (The sequencer is not replayed this way:
+        where its dedupe window ends depends on batch boundaries, which is why the
+        large-group broadcast below reads ``im.timeline`` committed.)"""
         consumer = kafka.consumer(
             self.settings,
             self.topics.inbox.name,
             group_id=self.group_id,
             enable_auto_commit=True,
             auto_offset_reset="latest",
+            isolation_level="read_uncommitted",
         )
         producer = kafka.producer(self.settings, acks=1, enable_idempotence=False, linger_ms=0)
         await producer.start()
@@ -159,7 +170,10 @@ class PushAgent:
                 writer = kafka.BatchWriter(producer, {})
                 now = _now_ms()
                 for record in large:
-                    headers = kind + (self._stamped(record.headers, now) or [])
+                    # the sequencer's record: its timestamp is when it was sequenced
+                    # (the gateway fills in the send and log times from the event)
+                    sequenced = [(hops.HEADER, b",,%d" % record.timestamp)]
+                    headers = kind + (self._stamped(sequenced, now) or [])
                     for topic in topics:
                         writer.add(topic, record.key, record.value, headers, partition=0)
                 await self._send(writer, "timeline")

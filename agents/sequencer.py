@@ -1,9 +1,14 @@
-"""The sequencer agent: im.messages → im.timeline, dense seq per conversation.
+"""The sequencer agent: im.messages → im.timeline and im.sync, in one transaction.
 
 Decodes every command, checks it against the conversation's membership,
 drops repeated client_msg_ids within the dedupe window, and gives each
-accepted command its place in the conversation (see pipeline/model/sequencing.py).
-Anything it cannot accept goes to the dead-letter topic with the reason.
+accepted command its place in the conversation (see pipeline/model/sequencing.py):
+the timeline event goes to ``im.timeline`` (the storage timeline) and, in the
+same transaction, one delivery per receiving member to ``im.sync`` (fan-out
+planning, pipeline/model/diffusion.py: both are keyed by conversation, so the
+sequencer's membership is exactly what planning needs, and a message pays one
+commit here instead of one per stage). Anything it cannot accept goes to the
+dead-letter topic with the reason.
 """
 
 from __future__ import annotations
@@ -16,8 +21,12 @@ from aiokafka import ConsumerRecord
 from agents.runtime.transactional import Output, StageSpec, dead_letter
 from pipeline.errors import EventError
 from pipeline.log.topics import Topics
-from pipeline.model import hops
-from pipeline.model.events import decode_command, encode_timeline, limits_from
+from pipeline.model.events import (
+    decode_command,
+    encode_deliveries,
+    encode_timeline,
+    limits_from,
+)
 from pipeline.model.sequencing import Accepted, Duplicate, Sequencer
 from pipeline.model.state import StateStore
 from pipeline.settings import Settings
@@ -38,7 +47,6 @@ class SequencerProcessor:
             read_diffusion_threshold=settings.pipeline.read_diffusion_threshold,
         )
         self.duplicates = 0
-        self.stamp = settings.metrics.enabled
 
     def process(self, record: ConsumerRecord[Any, Any], out: Output) -> None:
         dlq = self.topics.dead_letter.name
@@ -53,11 +61,13 @@ class SequencerProcessor:
             return
         outcome = self.sequencer.apply(command, record.timestamp)
         if isinstance(outcome, Accepted):
-            headers = None
-            if self.stamp:
-                chain = hops.first(command.ts_ms, record.timestamp, hops.now_ms())
-                headers = [(hops.HEADER, chain)]
-            out.send(self.topics.timeline.name, record.key, encode_timeline(outcome.event), headers)
+            # no hop stamps here: the event holds the send time (its command's ts_ms)
+            # and the log's (its ts_ms), the records' own timestamps the sequencer's
+            event = encode_timeline(outcome.event)
+            out.send(self.topics.timeline.name, record.key, event)
+            sync = self.topics.sync.name
+            for user, value in encode_deliveries(outcome.event, outcome.recipients, event):
+                out.send(sync, user.encode(), value)
         elif isinstance(outcome, Duplicate):
             self.duplicates += 1
             log.debug("duplicate of seq %d dropped: %s", outcome.seq, command.event_id)

@@ -10,8 +10,13 @@ batches, idempotently, in the order of ``StoreRows.inserts``.
 
 from __future__ import annotations
 
+from typing import Any
+
+from aiokafka import ConsumerRecord
+
 from agents.runtime.sink import ClickHouseSink
 from pipeline.log.topics import Topics
+from pipeline.model import hops
 from pipeline.model.events import TimelineEvent, decode_timeline, limits_from
 from pipeline.observe.sensor import Sensor
 from pipeline.settings import Settings
@@ -36,4 +41,11 @@ def sink(
         decode=lambda raw: decode_timeline(raw, limits),
         write=write_events,
         sensor=sensor,
+        stamps=stamps,
     )
+
+
+def stamps(record: ConsumerRecord[Any, Any], event: TimelineEvent) -> bytes:
+    """Hop stamps of a timeline event: its send (the command's ts_ms), the log (its
+    ts_ms) and the sequencer (the record's timestamp)."""
+    return hops.first(event.command.ts_ms, event.ts_ms, record.timestamp)

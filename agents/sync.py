@@ -17,7 +17,7 @@ from agents.runtime.transactional import Output, StageSpec, dead_letter
 from pipeline.errors import EventError
 from pipeline.log.topics import Topics
 from pipeline.model import hops
-from pipeline.model.events import limits_from
+from pipeline.model.events import Delivery, limits_from
 from pipeline.model.framing import EventCache, inbox_record
 from pipeline.model.state import StateStore
 from pipeline.model.syncing import SyncSequencer
@@ -49,8 +49,18 @@ class SyncProcessor:
             self.topics.inbox.name,
             record.key,
             inbox_record(entry.user_id, entry.sync_seq, entry.ts_ms, event),
-            hops.restamp(record.headers, hops.SYNCED, hops.now_ms()) if self.stamp else None,
+            self._stamps(delivery, record.timestamp),
         )
+
+    def _stamps(self, delivery: Delivery, sequenced_ms: int) -> list[tuple[str, bytes]] | None:
+        """The entry's hop stamps, from what the delivery holds: the send (its
+        command's ts_ms), the log (the event's ts_ms) and the sequencer (the
+        delivery record's timestamp); then now."""
+        if not self.stamp:
+            return None
+        event = delivery.event
+        chain = hops.first(event.command.ts_ms, event.ts_ms, sequenced_ms)
+        return [(hops.HEADER, hops.extend(chain, hops.SYNCED, hops.now_ms()))]
 
     def end_batch(self, now_ms: int, out: Output) -> None:
         return None

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from agents import fanout, sequencer, store, sync, sync_store
+from agents import sequencer, store, sync, sync_store
 from agents.push import PushAgent
 from agents.runtime import health
 from agents.runtime.transactional import TransactionalStage
@@ -36,7 +36,7 @@ from pipeline.store import schema
 log = logging.getLogger(__name__)
 
 SHUTDOWN_S = 20.0
-AGENTS = ("sequencer", "fanout", "sync", "store", "sync-store", "retention", "push")
+AGENTS = ("sequencer", "sync", "store", "sync-store", "retention", "push")
 
 
 class Agent(Protocol):
@@ -52,7 +52,6 @@ def build(settings: Settings, name: str, sensor: Sensor | None = None) -> Agent:
         "sequencer": lambda: TransactionalStage(
             settings, sequencer.stage(settings, topics), sensor
         ),
-        "fanout": lambda: TransactionalStage(settings, fanout.stage(settings, topics), sensor),
         "sync": lambda: TransactionalStage(settings, sync.stage(settings, topics), sensor),
         "store": lambda: store.sink(settings, topics, sensor),
         "sync-store": lambda: sync_store.sink(settings, topics, sensor),

@@ -138,7 +138,6 @@ class Services:
         topics = self.settings.topics
         counts = {
             "sequencer": topics.conversation_partitions,
-            "fanout": topics.conversation_partitions,
             "store": topics.conversation_partitions,
             "sync": topics.user_partitions,
             "sync-store": topics.user_partitions,

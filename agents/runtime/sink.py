@@ -40,7 +40,9 @@ Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
 
 class ClickHouseSink(Generic[R]):
     """``decode`` turns one record into an item (or raises EventError → dead letter);
-    ``write`` stores a batch of items."""
+    ``write`` stores a batch of items; ``stamps`` gives a record's hop stamps
+    (pipeline/model/hops.py; by default its ``imstream.t`` header) for the
+    send → stored latency."""
 
     def __init__(
         self,
@@ -52,9 +54,11 @@ class ClickHouseSink(Generic[R]):
         decode: Callable[[bytes | None], R],
         write: Callable[[ClickHouse, list[R]], Awaitable[None]],
         sensor: Sensor | None = None,
+        stamps: Callable[[ConsumerRecord[Any, Any], R], bytes] | None = None,
     ) -> None:
         self.settings = settings
         self.sensor = sensor or Sensor()
+        self.stamps = stamps or _header_stamps
         self.name = name
         self.topic = topic
         self.dead_letter = dead_letter
@@ -160,21 +164,23 @@ class ClickHouseSink(Generic[R]):
         batch: Batch,
         stopping: asyncio.Event,
     ) -> None:
-        items: list[R] = []
+        decoded: list[tuple[ConsumerRecord[Any, Any], R]] = []
         rejected = []
         for records in batch.values():
             for record in records:
                 try:
-                    items.append(self.decode(record.value))
+                    decoded.append((record, self.decode(record.value)))
                 except EventError as exc:
                     rejected.append((record, str(exc), exc.kind))
         if rejected and not await self._dead_letter(producer, rejected, stopping):
             return  # stopping with the broker away: the batch is redone from its offsets
+        items = [item for _, item in decoded]
         if not await self._write_until_done(consumer, batch, items, stopping):
             return
         self.written += len(items)
-        stamps = (hops.find(r.headers) for records in batch.values() for r in records)
-        self.sensor.on_stored(self.name, stamps, hops.now_ms())
+        if self.sensor.enabled:
+            stamps = (self.stamps(record, item) for record, item in decoded)
+            self.sensor.on_stored(self.name, stamps, hops.now_ms())
         if rejected:
             self.sensor.on_dead_letters(self.name, [kind for _, _, kind in rejected])
         await self._commit(consumer, {tp: recs[-1].offset + 1 for tp, recs in batch.items()})
@@ -279,6 +285,10 @@ class ClickHouseSink(Generic[R]):
                 pass
         finally:
             self._revoking = False
+
+
+def _header_stamps(record: ConsumerRecord[Any, Any], item: object) -> bytes:
+    return hops.find(record.headers)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -110,7 +110,7 @@ def _add_operations(add: Adder) -> None:
     worker = add("worker", commands.worker, "run the pipeline agents until SIGTERM / Ctrl-C")
     worker.add_argument(
         "--agents",
-        help="comma-separated subset of: sequencer, fanout, sync, "
+        help="comma-separated subset of: sequencer, sync, "
         "store, sync-store, retention, push (default: all)",
     )
     add("gateway", commands.gateway, "serve the HTTP API and WebSocket push until SIGTERM")

@@ -25,6 +25,7 @@ import orjson
 
 from pipeline.errors import EventError, StoreUnavailableError
 from pipeline.gateway.groups import GroupIndex, State
+from pipeline.model import hops
 from pipeline.model.events import InboxEntry, Limits, MessageSent, TimelineEvent, decode_timeline
 from pipeline.read import large_groups
 from pipeline.read.history import StoredMessage
@@ -95,6 +96,8 @@ class GroupPush:
         pushed = 0
         if users:
             frame = group_frame(event)
+            if stamps:
+                stamps = hops.with_origin(stamps, event.command.ts_ms, event.ts_ms)
             pushed = sum(self.push(user, frame, stamps) for user in users)
         self._reload_stale()
         return pushed

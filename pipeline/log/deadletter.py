@@ -5,7 +5,7 @@ fields, refused by the rules) is copied as it is to ``im.deadletter`` with
 these headers, and its partition keeps flowing:
 
     imstream.reason   why it was refused, in words
-    imstream.stage    which stage refused it (sequencer, fanout, sync, store, ...)
+    imstream.stage    which stage refused it (sequencer, sync, store, ...)
     imstream.source   <topic>/<partition>/<offset> of the original record
 """
 

@@ -3,12 +3,12 @@
 Flow (see docs/design.md)::
 
     im.messages  (key conversation)  sends and membership events from producers
-      └─ sequencer ─► im.timeline (key conversation)  sequenced conversation events
-                        ├─ store  ─► ClickHouse messages
-                        └─ fanout ─► im.sync (key user)  one delivery per receiver
-                                       └─ sync ─► im.inbox (key user)  with dense sync_seq
-                                                    ├─ sync store ─► ClickHouse sync_timeline
-                                                    └─ push ─► im.push.<gateway> ─► devices
+      └─ sequencer ─┬─► im.timeline (key conversation)  sequenced conversation events
+                    │     └─ store ─► ClickHouse messages
+                    └─► im.sync (key user)  one delivery per receiver (same transaction)
+                          └─ sync ─► im.inbox (key user)  with dense sync_seq
+                                       ├─ sync store ─► ClickHouse sync_timeline
+                                       └─ push ─► im.push.<gateway> ─► devices
 
 ``im.presence`` (compacted) tells the push agent which gateway holds which
 users; each gateway reads its own ``im.push.<gateway>``. Large groups (read
@@ -63,7 +63,6 @@ class Topics:
     inbox: TopicSpec
     dead_letter: TopicSpec
     sequencer_state: TopicSpec
-    fanout_state: TopicSpec
     sync_state: TopicSpec
     presence: TopicSpec
 
@@ -84,7 +83,6 @@ class Topics:
             self.inbox,
             self.dead_letter,
             self.sequencer_state,
-            self.fanout_state,
             self.sync_state,
             self.presence,
         )
@@ -111,7 +109,6 @@ def catalogue(settings: Settings) -> Topics:
         inbox=spec("im.inbox", "user_id", users, retention_ms=sync_ms),
         dead_letter=spec("im.deadletter", "source key", 1, retention_ms=dlq_ms),
         sequencer_state=spec("im.sequencer.state", "state key", conv, compacted=True),
-        fanout_state=spec("im.fanout.state", "state key", conv, compacted=True),
         sync_state=spec("im.sync.state", "state key", users, compacted=True),
         # one partition: a gateway's heartbeats and user records stay in order
         presence=spec("im.presence", "gateway/user", 1, compacted=True),

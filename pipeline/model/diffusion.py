@@ -27,13 +27,9 @@ Read diffusion, for a group the sequencer marked large (``L/<conversation>``
 from __future__ import annotations
 
 from pipeline.model.events import (
-    ConversationCreated,
-    MemberJoined,
-    MemberLeft,
-    MessageSent,
     TimelineEvent,
 )
-from pipeline.model.sequencing import members_key
+from pipeline.model.membership import members_after, members_key, recipients
 from pipeline.model.state import StateStore
 
 
@@ -42,39 +38,24 @@ def large_key(conversation_id: str) -> str:
 
 
 class Fanout:
+    """Plans receivers by replaying membership from the timeline itself, in log
+    order (the sequencer plans them from its own state as it sequences; the
+    checker replays with this to verify what the sync timelines hold)."""
+
     def __init__(self, state: StateStore) -> None:
         self.state = state
 
     def recipients(self, event: TimelineEvent) -> list[str]:
         command = event.command
-        if event.large and large_key(command.conversation_id) in self.state:
-            return self._read_diffused(event)
-        members = self._write_diffused(event)
-        if event.large:  # the switch
-            self.state.put(large_key(command.conversation_id), 1)
-            self.state.delete(members_key(command.conversation_id))
-        return members
-
-    def _write_diffused(self, event: TimelineEvent) -> list[str]:
-        command = event.command
+        large = large_key(command.conversation_id)
+        if large in self.state:
+            return recipients(event, [], [], was_large=True)
         key = members_key(command.conversation_id)
-        members: list[str] = self.state.get(key, [])
-        if isinstance(command, ConversationCreated):
-            members = sorted(command.members)
-            self.state.put(key, members)
-        elif isinstance(command, MemberJoined):
-            if command.user_id not in members:
-                members = sorted([*members, command.user_id])
-                self.state.put(key, members)
-        elif isinstance(command, MemberLeft):
-            self.state.put(key, [m for m in members if m != command.user_id])
-        return members
-
-    @staticmethod
-    def _read_diffused(event: TimelineEvent) -> list[str]:
-        command = event.command
-        if isinstance(command, MessageSent):
-            return []
-        if isinstance(command, ConversationCreated):  # not after the switch; for completeness
-            return sorted(command.members)
-        return sorted({command.user_id, command.actor_id})
+        before: list[str] = self.state.get(key, [])
+        after = members_after(command, before)
+        if event.large:  # the switch: from here on members read the storage timeline
+            self.state.put(large, 1)
+            self.state.delete(key)
+        elif after is not before:
+            self.state.put(key, after)
+        return recipients(event, before, after, was_large=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -441,8 +442,11 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
-def encode_deliveries(event: TimelineEvent, users: list[str]) -> list[tuple[str, bytes]]:
-    """``encode_delivery`` for many receivers of one event, encoding the event once."""
-    body = orjson.dumps(timeline_dict(event))
+def encode_deliveries(
+    event: TimelineEvent, users: Sequence[str], body: bytes | None = None
+) -> list[tuple[str, bytes]]:
+    """``encode_delivery`` for many receivers of one event, encoding the event once
+    (or not at all: ``body`` is its ``encode_timeline``, when the caller has it)."""
+    body = body if body is not None else encode_timeline(event)
     head = b'{"v":%d,"user_id":' % SCHEMA_VERSION
     return [(user, head + orjson.dumps(user) + b',"event":' + body + b"}") for user in users]

@@ -8,12 +8,15 @@ push agent)::
 
     send        the producer's clock when it sent the command (its ts_ms)
     log         the broker appended the command to im.messages (LogAppendTime)
-    sequenced   the sequencer wrote it to im.timeline
-    fanned_out  fanout wrote the receiver's delivery to im.sync
+    sequenced   the sequencer wrote it to im.timeline, and its deliveries to im.sync
     synced      the sync stage wrote the entry, with its sync_seq, to im.inbox
     pushed      the push agent copied it to a gateway's push topic
 
-Each stage stamps when it writes the record; the record becomes visible when
+Stamps travel only where a record cannot tell them itself: the sequencer's
+records carry none (an event holds its send time, its command's ``ts_ms``, and
+the log's, its own ``ts_ms``; a record's Kafka timestamp is when the sequencer
+wrote it), so the sync stage starts the header on ``im.inbox`` and the push
+agent extends it. Each stage stamps when it writes the record; the record becomes visible when
 that stage's transaction commits, so a hop's time includes the previous
 stage's commit and this stage's wait and work. The gateway closes the chain
 when it writes the entry to a socket: the hops then add up to send → socket.
@@ -27,8 +30,8 @@ import time
 from collections.abc import Iterable, Sequence
 
 HEADER = "imstream.t"
-STAMPS = ("send", "log", "sequenced", "fanned_out", "synced", "pushed")
-SEND, LOG, SEQUENCED, FANNED_OUT, SYNCED, PUSHED = range(len(STAMPS))
+STAMPS = ("send", "log", "sequenced", "synced", "pushed")
+SEND, LOG, SEQUENCED, SYNCED, PUSHED = range(len(STAMPS))
 SOCKET = "socket"
 """The last hop: from the last stamp to the entry written to a device's socket."""
 
@@ -48,6 +51,16 @@ def extend(value: bytes, at: int, now_ms: int) -> bytes:
     if fields > at:
         return value  # stamped already (a record replayed through a stage)
     return value + b"," * (at - fields + (1 if value else 0)) + b"%d" % now_ms
+
+
+def with_origin(value: bytes, send_ms: int, log_ms: int) -> bytes:
+    """``value`` with its send and log stamps filled in where they are empty (a
+    record whose first stamps are in its payload rather than its header)."""
+    fields = value.split(b",") if value else []
+    fields += [b""] * (2 - len(fields))
+    fields[SEND] = fields[SEND] or b"%d" % send_ms
+    fields[LOG] = fields[LOG] or b"%d" % log_ms
+    return b",".join(fields)
 
 
 def restamp(headers: Headers | None, at: int, now_ms: int) -> list[tuple[str, bytes]] | None:
@@ -94,6 +107,12 @@ def hops(stamps: Stamps, end_ms: int | None = None) -> list[tuple[str, float]]:
     if end_ms is not None and previous is not None:
         found.append((SOCKET, max(0, end_ms - previous) / 1000))
     return found
+
+
+def sent_prefix(value: bytes) -> int | None:
+    """The send stamp of a header value without parsing the rest (the cheap path)."""
+    head = value.partition(b",")[0]
+    return int(head) if head.isdigit() else None
 
 
 def sent_ms(stamps: Stamps) -> int | None:

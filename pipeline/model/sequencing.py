@@ -18,7 +18,7 @@ values written before the flag existed have four fields and read as not large.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.model.events import (
@@ -29,12 +29,16 @@ from pipeline.model.events import (
     MessageSent,
     TimelineEvent,
 )
+from pipeline.model.membership import members_key, recipients
 from pipeline.model.state import StateStore
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
     event: TimelineEvent
+    recipients: list[str] = field(default_factory=list)
+    """Who gets a sync entry for it (pipeline/model/diffusion.py), from the members
+    just before and after it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +57,6 @@ Outcome = Accepted | Duplicate | Rejected
 
 
 _GROWS = (ConversationCreated, MemberJoined)
-
-
-def members_key(conversation_id: str) -> str:
-    return f"m/{conversation_id}"
 
 
 class Sequencer:
@@ -81,6 +81,7 @@ class Sequencer:
     def apply(self, command: Command, log_ts_ms: int) -> Outcome:
         conv_key = f"c/{command.conversation_id}"
         conv = self.state.get(conv_key)
+        before: list[str] = self.state.get(members_key(command.conversation_id), [])
         if isinstance(command, ConversationCreated):
             if conv is not None:
                 return Rejected(f"conversation {command.conversation_id} already exists")
@@ -100,12 +101,14 @@ class Sequencer:
         is_message = isinstance(command, MessageSent)
         seq = last_seq + 1 if is_message else last_seq
         ts = max(last_ts, log_ts_ms)
+        was_large = len(conv) > 4 and bool(conv[4])
         large = self._large(command, conv)
         event = TimelineEvent(command, event_no=last_event_no + 1, seq=seq, ts_ms=ts, large=large)
         self.state.put(conv_key, [kind, seq, event.event_no, ts, large])
         if isinstance(command, MessageSent):
             self._remember(command, seq, ts)
-        return Accepted(event)
+        after: list[str] = self.state.get(members_key(command.conversation_id), [])
+        return Accepted(event, recipients(event, before, after, was_large))
 
     def expire(self, now_ms: int) -> int:
         """Forget dedupe entries older than the window, and the oldest beyond

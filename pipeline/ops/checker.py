@@ -92,7 +92,7 @@ class Report:
 
 async def read_timeline(settings: Settings) -> dict[str, list[TimelineEvent]]:
     """Every committed timeline event, per conversation in log order (records that are
-    not events, which fanout and store send to the dead-letter topic, are left out)."""
+    not events, which the store sends to the dead-letter topic, are left out)."""
     topic = catalogue(settings).timeline
     limits = Limits(max_body_bytes=1 << 30, max_group_size=1 << 30)
     consumer = kafka.consumer(settings)

@@ -133,7 +133,7 @@ class Probe:
         if missing:
             result.failure = (
                 f"sent (202) but not {' nor '.join(missing)} within {self.timeout_s:g}s: "
-                "is a worker running (sequencer, fanout, sync, sync-store, push)?"
+                "is a worker running (sequencer, sync, sync-store, push)?"
             )
 
     async def _conversation(self, send: ApiClient) -> str:

@@ -73,7 +73,6 @@ DECODERS: dict[str, Callable[[Record], Any]] = {
     "inbox": _inbox,
     "dead_letter": _dead_letter,
     "sequencer_state": _state,
-    "fanout_state": _state,
     "sync_state": _state,
     "presence": _state,
 }

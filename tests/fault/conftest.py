@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -47,6 +48,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("fault recovery times")
         for fault, what in RECOVERIES:
             terminalreporter.write_line(f"{fault}: {what}")
+
+
+SEED = int(os.environ.get("IMSTREAM_FAULT_SEED", str(time.time_ns() % 1_000_000)))
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    """The run's seed: traffic plans, kill moments, which worker. Logged and printed;
+    ``IMSTREAM_FAULT_SEED=<n>`` replays it (the timing of a real stack still varies)."""
+    log.warning("%s: seed %d (IMSTREAM_FAULT_SEED=%d replays it)", request.node.name, SEED, SEED)
+    return SEED
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import signal
 import subprocess
@@ -46,14 +45,6 @@ from tests.support import converged, eventually, free_port, spawn
 
 pytestmark = pytest.mark.fault
 log = logging.getLogger(__name__)
-
-SEED = int(os.environ.get("IMSTREAM_FAULT_SEED", str(time.time_ns() % 1_000_000)))
-
-
-@pytest.fixture
-def seed(request: pytest.FixtureRequest) -> int:
-    log.warning("%s: seed %d (IMSTREAM_FAULT_SEED=%d replays it)", request.node.name, SEED, SEED)
-    return SEED
 
 
 async def running_traffic(settings: Settings, seed: int) -> Traffic:
@@ -232,7 +223,6 @@ async def test_sigterm_flushes_commits_and_exits_cleanly(
                 done[agent] = done.get(agent, 0) + status.get("processed", status.get("written", 0))
     expected = {
         "sequencer": await committed_records(fault_settings, topics.messages),
-        "fanout": await committed_records(fault_settings, topics.timeline),
         "sync": await committed_records(fault_settings, topics.sync),
         "store": await committed_records(fault_settings, topics.timeline),
         "sync-store": await committed_records(fault_settings, topics.inbox),

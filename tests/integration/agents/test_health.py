@@ -22,7 +22,6 @@ from tests.support import eventually, running_worker
 
 KAFKA_AGENTS = {
     "sequencer": "messages",
-    "fanout": "timeline",
     "sync": "sync",
     "store": "timeline",
     "sync-store": "inbox",
@@ -120,7 +119,6 @@ async def test_lag_is_reported_and_drains_to_zero(settings: Settings) -> None:
         # 1 creation + 200 messages, 3 members: 603 deliveries
         expected = {
             "sequencer": 201,
-            "fanout": 201,
             "sync": 603,
             "store": 201,
             "sync-store": 603,

@@ -17,7 +17,6 @@ from tests.support import converged, eventually, spawn
 
 KAFKA_AGENTS = {
     "sequencer": "messages",
-    "fanout": "timeline",
     "sync": "sync",
     "store": "timeline",
     "sync-store": "inbox",

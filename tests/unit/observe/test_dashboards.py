@@ -15,7 +15,7 @@ INFRA = Path(__file__).resolve().parents[3] / "infra"
 
 def exposed_names() -> set[str]:
     sensor = PrometheusSensor("worker")
-    sensor.on_socket_write(b"1,2,3,4,5,6", 7)
+    sensor.on_socket_write(b"1,2,3,4,5", 6)
     sensor.on_stored("store", [b"1,2,3"], 4)
     sensor.on_reopen("sync", 0, "fenced")
     sensor.on_restore("sync", 0, 0.1, 10)
