@@ -132,18 +132,11 @@ class ClickHouseSink(Generic[R]):
 
     def status(self) -> dict[str, Any]:
         """Assigned partitions, items written, lag, and seconds spent waiting for ClickHouse."""
-        partitions: list[int] = []
-        lag = 0
-        if self._consumer is not None:
-            for tp in self._consumer.assignment():
-                partitions.append(tp.partition)
-                stable = self._consumer.last_stable_offset(tp)
-                if stable is not None:
-                    lag += max(0, stable - self._committed.get(tp, 0))
+        lags = self.partition_lag()
         return {
-            "partitions": sorted(partitions),
+            "partitions": sorted(lags),
             "written": self.written,
-            "lag": lag,
+            "lag": sum(lags.values()),
             "outage_s": round(self.outage_s, 1),
         }
 

@@ -136,16 +136,10 @@ class TransactionalStage:
 
     def status(self) -> dict[str, Any]:
         """Assigned partitions, records processed, and lag (committed records not yet done)."""
-        lag = 0
-        if self._consumer is not None:
-            for tp, part in self._parts.items():
-                stable = self._consumer.last_stable_offset(tp)
-                if stable is not None:
-                    lag += max(0, stable - part.committed)
         return {
             "partitions": sorted(tp.partition for tp in self._parts),
             "processed": self.processed,
-            "lag": lag,
+            "lag": sum(self.partition_lag().values()),
         }
 
     def partition_lag(self) -> dict[int, int]:
