@@ -90,7 +90,7 @@ class Sequencer:
         elif conv is None:
             return Rejected(f"unknown conversation {command.conversation_id}")
         else:
-            reason = self._check(command, conv[0])
+            reason = self._check(command, conv[0], before)
             if reason is not None:
                 return Rejected(reason)
         if isinstance(command, MessageSent):
@@ -133,9 +133,8 @@ class Sequencer:
             return False
         return len(self.state.get(members_key(command.conversation_id), [])) > threshold
 
-    def _check(self, command: Command, kind: str) -> str | None:
+    def _check(self, command: Command, kind: str, members: list[str]) -> str | None:
         conv_id = command.conversation_id
-        members = self.state.get(members_key(conv_id), [])
         if isinstance(command, MessageSent):
             if command.sender_id not in members:
                 return f"sender {command.sender_id} is not a member of conversation {conv_id}"
