@@ -11,7 +11,11 @@ partition it keeps:
 * a processor: the pure logic that turns records into output records.
 
 Each batch of a partition is one transaction: the output records, the changed
-state keys (changelog) and the input offset commit. A crash at any moment
+state keys (changelog) and the input offset commit. Partitions commit on their
+own: each open partition has a task that turns what the consumer fetched for it
+into transactions, one after another, so a record never waits for another
+partition's commit; the consumer keeps fetching meanwhile (a partition with a
+full batch waiting is paused until its task catches up). A crash at any moment
 leaves either all of it or none of it visible to ``read_committed`` readers,
 and the replacement resumes from the committed offset with the state that
 belongs to it. Any Kafka error inside a transaction closes the partition and
@@ -46,6 +50,7 @@ log = logging.getLogger(__name__)
 
 RETRY_S = 1.0
 FENCED_RETRY_S = 5.0  # > a heartbeat interval: if the group moved on, the revocation comes first
+SETTLE_S = 10.0  # how long a revocation waits for a partition's transaction in flight
 
 Headers = list[tuple[str, bytes]]
 
@@ -79,6 +84,16 @@ class _Partition:
     state: StateStore
     processor: Processor
     committed: int
+    fetched: int = 0
+    """The offset after the last record taken into ``pending``."""
+    pending: list[ConsumerRecord[Any, Any]] = field(default_factory=list)
+    """Fetched, not yet in a transaction."""
+    task: asyncio.Task[None] | None = None
+    """Turns ``pending`` into transactions; None or done when the partition is idle."""
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None and not self.task.done()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +117,7 @@ class TransactionalStage:
         self._closed: dict[TopicPartition, float] = {}
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
+        self._failure: Exception | None = None
         self._partitions = {t.name: t.partitions for t in catalogue(settings).all()}
         self.processed = 0
 
@@ -115,6 +131,7 @@ class TransactionalStage:
         await self._consumer.start()
         try:
             while not stopping.is_set():
+                self._raise_failed()
                 if self._closed:
                     async with self._lock:
                         await self._reopen_due()
@@ -123,9 +140,8 @@ class TransactionalStage:
                 )
                 async with self._lock:
                     if batch:
-                        await asyncio.gather(
-                            *(self._transact(tp, recs) for tp, recs in batch.items())
-                        )
+                        for tp, records in batch.items():
+                            self._enqueue(tp, records)
                     else:
                         await self._commit_idle()
         finally:
@@ -151,12 +167,54 @@ class TransactionalStage:
                 lags[tp.partition] = max(0, stable - part.committed) if stable is not None else 0
         return lags
 
-    async def _transact(
-        self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
-    ) -> None:
+    def _enqueue(self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Hand fetched records to the partition's task (started if idle). A partition
+        with a full batch waiting is paused: the consumer fetches for the others."""
         part = self._parts.get(tp)
         if part is None:
-            return
+            return  # closed: fetched again from the committed offset when it opens
+        # the consumer can hand out records again after we sought past them (a late
+        # offset reset on a new topic does that): what is taken already is not redone
+        if records[0].offset < part.fetched:
+            records = [r for r in records if r.offset >= part.fetched]
+            if not records:
+                return
+        part.pending.extend(records)
+        part.fetched = records[-1].offset + 1
+        assert self._consumer is not None
+        full = len(part.pending) >= self.settings.pipeline.batch_max_records
+        if full and tp in self._consumer.assignment():
+            self._consumer.pause(tp)
+        if not part.busy:
+            part.task = asyncio.create_task(self._drain(part), name=f"{self.spec.name}:{tp}")
+
+    async def _drain(self, part: _Partition) -> None:
+        """Transactions for the partition's pending records until none are left, or
+        until the partition is no longer open (a failed transaction dropped it)."""
+        limit = self.settings.pipeline.batch_max_records
+        while part.pending and self._parts.get(part.tp) is part:
+            records, part.pending = part.pending[:limit], part.pending[limit:]
+            consumer = self._consumer
+            if len(part.pending) < limit and consumer and part.tp in consumer.assignment():
+                consumer.resume(part.tp)
+            await self._transact(part, records)
+
+    def _raise_failed(self) -> None:
+        """A task that ended with anything but a Kafka error (handled inside it) is a
+        bug in a processor: stop the stage with it, as a synchronous loop would."""
+        if self._failure is not None:
+            raise self._failure
+        for part in self._parts.values():
+            task = part.task
+            if task is not None and task.done() and not task.cancelled():
+                exc = task.exception()
+                if exc is not None:
+                    raise exc
+
+    async def _transact(
+        self, part: _Partition, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> None:
+        tp = part.tp
         # the consumer can hand out records again after we sought past them (a late
         # offset reset on a new topic does that); what is committed is never redone
         replayed = sum(1 for r in records if r.offset < part.committed)
@@ -189,7 +247,9 @@ class TransactionalStage:
         assigned = self._consumer.assignment()
         for tp, part in list(self._parts.items()):
             stable = self._consumer.last_stable_offset(tp)
-            if tp not in assigned or stable is None or stable <= part.committed:
+            if part.busy or part.pending or tp not in assigned:
+                continue
+            if stable is None or stable <= part.committed:
                 continue
             position = await self._consumer.position(tp)
             if position > part.committed:
@@ -269,9 +329,10 @@ class TransactionalStage:
             await _stop(producer)
             raise
         self._parts[tp] = _Partition(
-            tp, producer, state, self.spec.make_processor(state), committed
+            tp, producer, state, self.spec.make_processor(state), committed, fetched=committed
         )
         self._consumer.seek(tp, committed)
+        self._consumer.resume(tp)  # paused before it was dropped, perhaps
         log.info(
             "%s: opened %s at offset %d (%d state keys)", self.spec.name, tp, committed, len(state)
         )
@@ -296,21 +357,47 @@ class TransactionalStage:
         return state
 
     async def _drop(self, tp: TopicPartition, retry_in: float | None = None) -> None:
+        """Close ``tp`` and forget its state (it is restored when it opens again).
+        Called from the partition's own task when a transaction fails."""
         part = self._parts.pop(tp, None)
         if part is not None:
+            part.pending.clear()
             await _stop(part.producer)
         if retry_in is not None:
             self._closed[tp] = asyncio.get_running_loop().time() + retry_in
 
     async def _park(self, tp: TopicPartition) -> None:
-        part = self._parts.pop(tp, None)
-        if part is not None:
+        """Close ``tp`` after its transaction in flight, keeping its state in case the
+        partition comes back at the same offset (a rebalance that changed nothing)."""
+        part = self._parts.get(tp)
+        if part is None:
+            return
+        part.pending.clear()  # the task stops after its current transaction
+        if await self._settled(part) and self._parts.get(tp) is part:
             self._parked[tp] = (part.state, part.committed)
-            await _stop(part.producer)
+        self._parts.pop(tp, None)
+        await _stop(part.producer)
+
+    async def _settled(self, part: _Partition) -> bool:
+        """Wait for the partition's transaction in flight; True if the state is clean
+        (everything it holds is committed). A transaction that hangs is cancelled: the
+        next owner's producer fences and aborts it."""
+        if part.task is None:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(part.task), SETTLE_S)
+        except TimeoutError:
+            part.task.cancel()
+            return False
+        except Exception as exc:  # noqa: BLE001 (a processor's bug: the stage stops with it)
+            self._failure = exc
+            return False
+        return True
 
     async def _close_all(self) -> None:
         for tp in list(self._parts):
-            await self._drop(tp)
+            await self._park(tp)
+        self._parked.clear()
 
     async def revoked(self, tps: list[TopicPartition]) -> None:
         async with self._lock:
