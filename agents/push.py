@@ -30,6 +30,7 @@ from pipeline.log.topics import PUSH_KIND_HEADER, PUSH_KIND_TIMELINE, catalogue
 from pipeline.model import hops
 from pipeline.model.presence import PresenceTable
 from pipeline.observe.sensor import Sensor
+from pipeline.observe.tasks import Supervisor
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class PushAgent:
         self.topics = catalogue(settings)
         self.group_id = f"{settings.topics.prefix}imstream.push"
         self.presence = PresenceTable()
+        self.tasks = Supervisor("push", self.sensor.on_task_death)
         self.pushed = 0
         self._partitions: list[int] = []
         self._broadcast_partitions: list[int] = []
@@ -66,10 +68,12 @@ class PushAgent:
             "pushed": self.pushed,
             "gateways": live,
             "idle": all(self._idle.values()) if self._idle else False,
+            "tasks": self.tasks.status(),
         }
 
     async def run(self, stopping: asyncio.Event) -> None:
-        follow = asyncio.create_task(self._follow_presence(stopping))
+        # presence is followed for as long as the agent runs: restarted if it ends
+        self.tasks.start("presence", self._follow_presence)
         loops = [
             asyncio.create_task(self._push(stopping)),
             asyncio.create_task(self._broadcast(stopping)),
@@ -79,11 +83,12 @@ class PushAgent:
             for task in done:
                 task.result()  # a loop that failed fails the agent
         finally:
-            for task in (follow, *loops):
+            for task in loops:
                 task.cancel()
-            await asyncio.gather(follow, *loops, return_exceptions=True)
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self.tasks.stop()
 
-    async def _follow_presence(self, stopping: asyncio.Event) -> None:
+    async def _follow_presence(self) -> None:
         spec = self.topics.presence
         tps = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
         consumer = kafka.consumer(self.settings)
@@ -91,7 +96,7 @@ class PushAgent:
         await consumer.start()
         try:
             await consumer.seek_to_beginning(*tps)
-            while not stopping.is_set():
+            while True:
                 batch = await consumer.getmany(timeout_ms=200)
                 for records in batch.values():
                     for record in records:

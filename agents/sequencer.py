@@ -2,13 +2,14 @@
 
 Decodes every command, checks it against the conversation's membership,
 drops repeated client_msg_ids within the dedupe window, and gives each
-accepted command its place in the conversation (see pipeline/model/sequencing.py):
-the timeline event goes to ``im.timeline`` (the storage timeline) and, in the
-same transaction, one delivery per receiving member to ``im.sync`` (fan-out
-planning, pipeline/model/diffusion.py: both are keyed by conversation, so the
-sequencer's membership is exactly what planning needs, and a message pays one
-commit here instead of one per stage). Anything it cannot accept goes to the
-dead-letter topic with the reason.
+accepted command its place in the conversation (see pipeline/model/sequencing.py).
+In one transaction it writes the timeline event to ``im.timeline`` (the storage
+timeline), membership facts to ``im.members`` (pipeline/model/roster.py), and
+one delivery per receiving member to ``im.sync`` (fan-out planning,
+pipeline/model/diffusion.py: both are keyed by conversation, so the sequencer's
+membership is exactly what planning needs, and a message pays one commit here
+instead of one per stage). Anything it cannot accept goes to the dead-letter
+topic with the reason.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pipeline.model.events import (
     encode_timeline,
     limits_from,
 )
+from pipeline.model.roster import facts as roster_facts
 from pipeline.model.sequencing import Accepted, Duplicate, Sequencer
 from pipeline.model.state import StateStore
 from pipeline.settings import Settings
@@ -68,6 +70,9 @@ class SequencerProcessor:
             sync = self.topics.sync.name
             for user, value in encode_deliveries(outcome.event, outcome.recipients, event):
                 out.send(sync, user.encode(), value)
+            roster = self.topics.roster.name
+            for key, fact in roster_facts(outcome.event):
+                out.send(roster, key, fact)
         elif isinstance(outcome, Duplicate):
             self.duplicates += 1
             log.debug("duplicate of seq %d dropped: %s", outcome.seq, command.event_id)

@@ -90,6 +90,9 @@ class GatewaySettings:
     token_ttl_s: int = DAY_S
     max_request_bytes: int = 65_536
     push_queue_size: int = 256
+    store_timeout_s: float = 1.0
+    """How long a read (history, pull, cursors) waits for ClickHouse before it is
+    answered 503 with Retry-After. Sends never wait on ClickHouse."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +206,7 @@ class Settings:
             ),
             (self.pipeline.batch_max_records >= 1, "PIPELINE_BATCH_MAX_RECORDS must be >= 1"),
             (self.gateway.push_queue_size >= 1, "GATEWAY_PUSH_QUEUE_SIZE must be >= 1"),
+            (self.gateway.store_timeout_s > 0, "GATEWAY_STORE_TIMEOUT_S must be > 0"),
             (self.log.format in LOG_FORMATS, f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}"),
             (":" in self.kafka.bootstrap, "KAFKA_BOOTSTRAP must be host:port[,host:port]"),
             (self.clickhouse.database.isidentifier(), "CLICKHOUSE_DATABASE must be an identifier"),

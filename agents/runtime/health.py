@@ -1,7 +1,8 @@
 """The worker's health endpoint (aiohttp).
 
 GET /health   200 with every agent's partitions, progress and consumer lag
-GET /ready    200 once every Kafka agent holds an assignment, else 503
+GET /ready    200 once every Kafka agent holds an assignment and every supervised
+              background task runs (pipeline/observe/tasks.py), else 503
 GET /metrics  Prometheus metrics (pipeline/observe/prometheus.py); 404 when they are off
 """
 
@@ -28,8 +29,17 @@ def app(status: Status, sensor: Sensor) -> web.Application:
     async def ready(request: web.Request) -> web.Response:
         agents = status()
         waiting = [n for n, s in agents.items() if "partitions" in s and not s["partitions"]]
-        body = {"ready": not waiting, "waiting_for_assignment": waiting}
-        return web.json_response(body, status=503 if waiting else 200)
+        dead = [
+            f"{n}/{task}"
+            for n, s in agents.items()
+            for task, state in s.get("tasks", {}).items()
+            if not state["running"]
+        ]
+        body: dict[str, Any] = {"ready": not waiting and not dead}
+        body["waiting_for_assignment"] = waiting
+        if dead:
+            body["tasks_down"] = dead
+        return web.json_response(body, status=200 if body["ready"] else 503)
 
     application = web.Application()
     application.router.add_get("/health", health)

@@ -59,12 +59,15 @@ Headers = list[tuple[str, bytes]]
 class Output:
     """Records a processor emits for one batch (and the kinds of its dead letters)."""
 
-    records: list[tuple[str, bytes | None, bytes, Headers | None]] = field(default_factory=list)
+    records: list[tuple[str, bytes | None, bytes | None, Headers | None]] = field(
+        default_factory=list
+    )
     dead_letters: list[str] = field(default_factory=list)
 
     def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None
     ) -> None:
+        """Add a record (no ``value``: a tombstone, for compacted topics)."""
         self.records.append((topic, key, value, headers))
 
 

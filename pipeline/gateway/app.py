@@ -31,6 +31,7 @@ from pipeline.gateway.errors import json_errors
 from pipeline.gateway.group_push import GroupPush
 from pipeline.gateway.http import HttpApi
 from pipeline.gateway.hub import RESYNC_AFTER_S, RESYNC_FRAME, Connection, Hub
+from pipeline.gateway.roster import RosterFollower
 from pipeline.log import kafka
 from pipeline.log.topics import PUSH_KIND_HEADER, PUSH_KIND_TIMELINE, catalogue
 from pipeline.model import hops
@@ -44,6 +45,7 @@ from pipeline.model.presence import (
     user_record,
 )
 from pipeline.observe.prometheus import metrics_handler, sensor_for
+from pipeline.observe.tasks import Supervisor
 from pipeline.read import large_groups, sync_timeline
 from pipeline.read.sync_timeline import SyncEntry
 from pipeline.sdk.producer import Producer
@@ -87,7 +89,7 @@ class Gateway:
         self.topics = catalogue(settings)
         self.push_topic = self.topics.push(self.id)
         self.started_ms = int(time.time() * 1000)
-        self.store = ClickHouse(settings, size=8)
+        self.store = ClickHouse(settings, size=8, timeout_s=settings.gateway.store_timeout_s)
         self.producer = Producer(settings)
         self.presence: AIOKafkaProducer = kafka.producer(settings)
         self.presence_updates: asyncio.Queue[tuple[bytes, bytes | None]] = asyncio.Queue()
@@ -101,7 +103,8 @@ class Gateway:
         self.limits = limits_from(settings.pipeline)
         self.group_push = GroupPush(self.store, self.limits, self.hub.push)
         self.pushed = 0
-        self._tasks: list[asyncio.Task[None]] = []
+        self.roster = RosterFollower(settings, self.topics.roster)
+        self.tasks = Supervisor("gateway", self.sensor.on_task_death)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -110,16 +113,13 @@ class Gateway:
         await self.producer.start()
         await self.presence.start()
         await self._announce()
-        self._tasks = [
-            asyncio.create_task(self._publish_presence()),
-            asyncio.create_task(self._heartbeat()),
-            asyncio.create_task(self._receive_pushes()),
-        ]
+        self.tasks.start("roster", self.roster.run)
+        self.tasks.start("presence", self._publish_presence)
+        self.tasks.start("heartbeat", self._heartbeat)
+        self.tasks.start("push", self._receive_pushes)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.stop()
         self.group_push.close()
         await self.producer.stop()
         await self.presence.stop()
@@ -130,11 +130,12 @@ class Gateway:
             middlewares=[self._measure, json_errors, self._authenticate],
             client_max_size=self.settings.gateway.max_request_bytes,
         )
-        app.router.add_routes(HttpApi(self.settings, self.store, self.producer).routes())
+        api = HttpApi(self.settings, self.store, self.producer, self.roster)
+        app.router.add_routes(api.routes())
         app.router.add_get("/v1/stream", self.stream)
         app.router.add_get("/openapi.json", self.openapi)
         app.router.add_get("/health", self.health)
-        app.router.add_get("/ready", self.health)
+        app.router.add_get("/ready", self.ready)
         app.router.add_get("/metrics", metrics_handler(self.sensor))
         app.on_startup.append(lambda _: self.start())
         app.on_shutdown.append(lambda _: self._close_sockets())
@@ -188,8 +189,22 @@ class Gateway:
                 "gateway": self.id,
                 "connections": self.hub.connections(),
                 "pushed": self.pushed,
+                "roster": {
+                    "loaded": self.roster.caught_up.is_set(),
+                    "records": self.roster.records,
+                },
+                "tasks": self.tasks.status(),
             }
         )
+
+    async def ready(self, request: web.Request) -> web.Response:
+        """200 when the roster is loaded and every background task runs, else 503
+        with what is missing (a task that died shows until it runs again)."""
+        missing = [f"task {n}" for n, t in self.tasks.status().items() if not t["running"]]
+        if not self.roster.caught_up.is_set():
+            missing.append("roster loading")
+        body = {"ready": not missing, "waiting_for": missing}
+        return web.json_response(body, status=503 if missing else 200)
 
     # ------------------------------------------------------------ WebSocket
 

@@ -4,7 +4,10 @@ Writes are published to the log and answered 202 once it holds them (the
 sequencer has the last word: a write it refuses goes to the dead-letter
 topic). The gateway refuses early what it can see is wrong: bad JSON or
 fields (400), a conversation the user is not a member of (403), a
-conversation id already taken (409).
+conversation id already taken (409); it knows memberships from the roster it
+follows (pipeline/gateway/roster.py), so writes never wait on ClickHouse.
+Reads do query ClickHouse, with a timeout: 503 and ``Retry-After`` when it
+does not answer in time.
 """
 
 from __future__ import annotations
@@ -16,8 +19,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from pipeline.errors import AccessDeniedError, RejectedError, ValidationError
+from pipeline.errors import (
+    AccessDeniedError,
+    RejectedError,
+    StoreUnavailableError,
+    ValidationError,
+)
 from pipeline.gateway.auth import Identity
+from pipeline.gateway.roster import RosterFollower
 from pipeline.read import history, large_groups, sync_timeline
 from pipeline.sdk.producer import Ack, Producer, direct_conversation_id
 from pipeline.settings import Settings
@@ -93,10 +102,13 @@ def accepted(ack: Ack, **extra: Any) -> web.Response:
 
 
 class HttpApi:
-    def __init__(self, settings: Settings, store: ClickHouse, producer: Producer) -> None:
+    def __init__(
+        self, settings: Settings, store: ClickHouse, producer: Producer, roster: RosterFollower
+    ) -> None:
         self.settings = settings
         self.store = store
         self.producer = producer
+        self.roster = roster
         self._members: dict[tuple[str, str], float] = {}  # (conversation, user) -> valid until
 
     def routes(self) -> list[web.RouteDef]:
@@ -144,6 +156,8 @@ class HttpApi:
         cid = request.match_info["cid"]
         await self._require_member(cid, identity(request).user_id)
         rows = await self.store.execute(queries.CONVERSATION, {"conversation_id": cid})
+        if not rows:  # the roster knows it; the store is a moment behind the log
+            raise StoreUnavailableError(f"conversation {cid} is not stored yet: retry")
         _, kind, title, created_by, ts_ms = rows[0]
         members = await history.members(self.store, cid)
         return web.json_response(
@@ -254,26 +268,36 @@ class HttpApi:
             await asyncio.sleep(0.1)
 
     async def _require_member(self, conversation_id: str, user_id: str) -> None:
-        """Members only. A yes is remembered for MEMBER_CACHE_S (a send must not cost a
-        query): the sequencer still refuses a sender who left meanwhile."""
+        """Members only, from the roster the gateway follows (no query). Only a
+        conversation the roster does not know (made before the roster existed, or
+        never) is looked up in the store, once, and a yes is remembered for
+        MEMBER_CACHE_S. The sequencer still refuses a sender who left meanwhile."""
+        verdict = await self.roster.member(conversation_id, user_id, MEMBERSHIP_GRACE_S)
+        if verdict is None:
+            verdict = await self._stored_member(conversation_id, user_id)
+        if not verdict:
+            raise AccessDeniedError(f"{user_id} is not a member of conversation {conversation_id}")
+
+    async def _stored_member(self, conversation_id: str, user_id: str) -> bool:
         loop = asyncio.get_running_loop()
         key = (conversation_id, user_id)
         if self._members.get(key, 0.0) > loop.time():
-            return
-        deadline = loop.time() + MEMBERSHIP_GRACE_S
-        while not await history.is_member(self.store, conversation_id, user_id):
-            if loop.time() > deadline:
-                raise AccessDeniedError(
-                    f"{user_id} is not a member of conversation {conversation_id}"
-                )
-            await asyncio.sleep(0.1)
+            return True
+        if not await history.is_member(self.store, conversation_id, user_id):
+            return False
         if len(self._members) > MEMBER_CACHE_SIZE:
             self._members.clear()
         self._members[key] = loop.time() + MEMBER_CACHE_S
+        return True
 
     async def _require_new(self, conversation_id: str) -> None:
-        rows = await self.store.execute(queries.CONVERSATION, {"conversation_id": conversation_id})
-        if rows:
+        exists = self.roster.exists(conversation_id)
+        if exists is None:  # the roster is still loading: ask the store
+            rows = await self.store.execute(
+                queries.CONVERSATION, {"conversation_id": conversation_id}
+            )
+            exists = bool(rows)
+        if exists:
             raise RejectedError(f"conversation {conversation_id} already exists")
 
 

@@ -5,12 +5,14 @@ Flow (see docs/design.md)::
     im.messages  (key conversation)  sends and membership events from producers
       └─ sequencer ─┬─► im.timeline (key conversation)  sequenced conversation events
                     │     └─ store ─► ClickHouse messages
+                    ├─► im.members (compacted)  the roster: who is in which conversation
                     └─► im.sync (key user)  one delivery per receiver (same transaction)
                           └─ sync ─► im.inbox (key user)  with dense sync_seq
                                        ├─ sync store ─► ClickHouse sync_timeline
                                        └─ push ─► im.push.<gateway> ─► devices
 
-``im.presence`` (compacted) tells the push agent which gateway holds which
+Gateways follow ``im.members`` to check membership on the send path without
+asking ClickHouse. ``im.presence`` (compacted) tells the push agent which gateway holds which
 users; each gateway reads its own ``im.push.<gateway>``. Large groups (read
 diffusion) have no deliveries for their messages: the push agent copies their
 im.timeline events to every live gateway's push topic.
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 from pipeline.settings import DAY_S, Settings
 
 FOREVER = -1
+COMPACTED_SEGMENT_MS = 3_600_000
+COMPACTED_SEGMENT_BYTES = 64 * 1024 * 1024
 PUSH_RETENTION_MS = 3_600_000  # push is the fast path: stale pushes are worth nothing
 # a push topic holds im.inbox records (a user's entries) and, with this header,
 # im.timeline records of large groups (broadcast to every gateway)
@@ -47,7 +51,14 @@ class TopicSpec:
     def config(self) -> dict[str, str]:
         """Topic-level configs for the admin client."""
         if self.compacted:
-            return {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+            # compaction never touches the active segment: roll it hourly (or at
+            # 64 MiB) so that a compacted topic stays about the size of its keys
+            return {
+                "cleanup.policy": "compact",
+                "min.compaction.lag.ms": "0",
+                "segment.ms": str(COMPACTED_SEGMENT_MS),
+                "segment.bytes": str(COMPACTED_SEGMENT_BYTES),
+            }
         config = {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
         if self.log_append_time:
             config["message.timestamp.type"] = "LogAppendTime"
@@ -65,6 +76,7 @@ class Topics:
     sequencer_state: TopicSpec
     sync_state: TopicSpec
     presence: TopicSpec
+    roster: TopicSpec
 
     def push(self, gateway_id: str) -> TopicSpec:
         """The topic the push agent fills for one gateway (its users' new entries)."""
@@ -85,6 +97,7 @@ class Topics:
             self.sequencer_state,
             self.sync_state,
             self.presence,
+            self.roster,
         )
 
 
@@ -112,4 +125,6 @@ def catalogue(settings: Settings) -> Topics:
         sync_state=spec("im.sync.state", "state key", users, compacted=True),
         # one partition: a gateway's heartbeats and user records stay in order
         presence=spec("im.presence", "gateway/user", 1, compacted=True),
+        # who is in which conversation (pipeline/model/roster.py), written by the sequencer
+        roster=spec("im.members", "[conversation, user]", conv, compacted=True),
     )

@@ -16,6 +16,7 @@ latency     hop_seconds {hop, at}: each hop of the chain in pipeline/model/hops.
             seen at ``at`` (gateway: every entry written to a socket; store /
             sync-store: one record in HOP_SAMPLE, when readable in ClickHouse)
             latency_seconds {path}: send_to_socket, send_to_stored, send_to_pullable
+tasks       task_deaths_total {task}: supervised background tasks that ended (restarted)
 gauges      lag_records {agent, partition}, and what components ``watch``
             process_info {role}: worker or gateway
 process     process_cpu_seconds_total, process_resident_memory_bytes, ...
@@ -86,6 +87,10 @@ class PrometheusSensor(Sensor):
             "imstream_stage_restore_seconds", "Restoring a partition's state from its changelog",
             ["stage"], buckets=DURATION_BUCKETS, registry=r,
         )  # fmt: skip
+        self.task_deaths = Counter(
+            "imstream_task_deaths", "Supervised background tasks that ended and were restarted",
+            ["task"], registry=r,
+        )  # fmt: skip
         self.dead_letters = Counter(
             "imstream_dead_letters", "Records sent to the dead-letter topic",
             ["agent", "kind"], registry=r,
@@ -152,6 +157,9 @@ class PrometheusSensor(Sensor):
 
     def on_restore(self, stage: str, partition: int, seconds: float, keys: int) -> None:
         self.restore.labels(stage).observe(seconds)
+
+    def on_task_death(self, task: str) -> None:
+        self.task_deaths.labels(task).inc()
 
     # ------------------------------------------------ sinks
     def on_insert(self, sink: str, rows: int, seconds: float) -> None:

@@ -34,6 +34,9 @@ class Sensor:
     def on_restore(self, stage: str, partition: int, seconds: float, keys: int) -> None:
         """A partition's state was restored from its changelog."""
 
+    def on_task_death(self, task: str) -> None:
+        """A supervised background task ended and is being restarted."""
+
     # ------------------------------------------------ ClickHouse sinks
     def on_insert(self, sink: str, rows: int, seconds: float) -> None:
         """A batch was written to ClickHouse (all its inserts, ``seconds`` in total)."""

@@ -49,6 +49,7 @@ def decide(cursor: int, sync_seq: int) -> Decision:
 
 OnEntry = Callable[[Entry], Awaitable[None] | None]
 ACK_EVERY_S = 1.0
+BEHIND_RETRY_S = 1.0  # how often a device whose pull failed tries again
 LEARN_GROUP_S = 10.0  # how long a push of a group this device does not read yet waits for it
 
 
@@ -79,6 +80,9 @@ class SyncClient:
         self.group_entries = self.groups.entries
         self.user_id = ""
         self.connected = asyncio.Event()
+        self.behind = False
+        """The last pull failed (the store is unavailable): only pushes move the cursor."""
+        self._retry_at = 0.0
         self.pulls = 0
         self.pushed_applied = 0
         self.resyncs = 0
@@ -117,28 +121,53 @@ class SyncClient:
             if hello.get("type") != "hello":
                 raise ApiError(502, "bad_hello", str(hello))
             self.user_id = hello["user_id"]
-            await self.catch_up(api)
+            await self._try_catch_up(api)
             self.connected.set()
             stop = asyncio.create_task(stopping.wait())
+            receive: asyncio.Task[aiohttp.WSMessage] | None = None
             try:
                 while not stopping.is_set():
-                    receive = asyncio.create_task(ws.receive())
+                    receive = receive or asyncio.create_task(ws.receive())
                     done, _ = await asyncio.wait(
-                        {receive, stop}, return_when=asyncio.FIRST_COMPLETED
+                        {receive, stop},
+                        timeout=BEHIND_RETRY_S if self.behind else None,
+                        return_when=asyncio.FIRST_COMPLETED,
                     )
-                    if receive not in done:
-                        receive.cancel()
+                    if stop in done:
                         return
-                    message = receive.result()
+                    if self.behind:  # the last pull failed: try again now and then
+                        await self._try_catch_up(api)
+                    if receive not in done:
+                        continue
+                    message, receive = receive.result(), None
                     if message.type != aiohttp.WSMsgType.TEXT:
                         return
                     await self._frame(api, orjson.loads(message.data))
             finally:
                 stop.cancel()
+                if receive is not None:
+                    receive.cancel()
+
+    async def _try_catch_up(self, api: ApiClient, **bounds: Any) -> bool:
+        """``catch_up``, unless the store is unavailable (503): then stay connected,
+        apply the pushes that follow the cursor, and pull again later (``behind``)."""
+        if self.behind and asyncio.get_running_loop().time() < self._retry_at:
+            return False
+        try:
+            await self.catch_up(api, **bounds)
+        except ApiError as exc:
+            if exc.status != 503:
+                raise
+            log.info("sync client %s: pull unavailable (%s); on pushes", self.device_id, exc)
+            self.behind = True
+            self._retry_at = asyncio.get_running_loop().time() + BEHIND_RETRY_S
+            return False
+        self.behind = False
+        return True
 
     async def _frame(self, api: ApiClient, frame: dict[str, Any]) -> None:
         if frame.get("type") == "pull":
-            await self.catch_up(api)
+            await self._try_catch_up(api)
         elif frame.get("type") == "group_message":
             await self._group_frame(api, frame)
         elif frame.get("type") == "entry":
@@ -147,7 +176,7 @@ class SyncClient:
                 return
             decision = decide(self.cursor, entry["sync_seq"])
             if decision == "pull":
-                await self.catch_up(api, until=entry["sync_seq"] - 1)
+                await self._try_catch_up(api, until=entry["sync_seq"] - 1)
                 decision = decide(self.cursor, entry["sync_seq"])
             if decision == "apply":
                 self.pushed_applied += 1
@@ -159,7 +188,7 @@ class SyncClient:
         if self.push_filter is not None and not self.push_filter(message):
             return
         if self.groups.decide(conv, message["seq"]) == "pull":
-            await self.catch_up(api, group_until=(conv, message["seq"] - 1))
+            await self._try_catch_up(api, group_until=(conv, message["seq"] - 1))
         if self.groups.apply(conv, message):
             self.pushed_applied += 1
             await self._ack(api)
@@ -220,6 +249,8 @@ class SyncClient:
         groups = self.groups.to_ack()
         moved = self.cursor > self._acked or bool(groups)
         if not moved or (not force and loop.time() - self._acked_at < ACK_EVERY_S):
+            return
+        if self.behind and not force:  # the store is away: the ack would fail too
             return
         try:
             await api.ack(self.device_id, self.cursor, groups)

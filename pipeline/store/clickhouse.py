@@ -45,19 +45,36 @@ def client(
 
 
 class ClickHouse:
-    """A pool of clients for one database, used from asyncio through threads."""
+    """A pool of clients for one database, used from asyncio through threads.
 
-    def __init__(self, settings: Settings, database: str | None = None, size: int = 4) -> None:
+    Every call is bounded by ``timeout_s``: waiting for a free client, the
+    socket's reads and writes, and the call as the caller sees it. A server that
+    does not answer in time (frozen, overloaded) is StoreUnavailableError, like
+    one that is down."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: str | None = None,
+        size: int = 4,
+        timeout_s: float = QUERY_TIMEOUT_S,
+    ) -> None:
         self.settings = settings
         self.database = database if database is not None else settings.clickhouse.database
-        self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
+        self.timeout_s = timeout_s
+        self._idle: queue.Queue[Client] = queue.Queue()
         for _ in range(size):
-            self._idle.put(client(settings, self.database))
+            self._idle.put(client(settings, self.database, timeout_s))
         self._size = size
 
     @contextmanager
     def _client(self) -> Iterator[Client]:
-        conn = self._idle.get()
+        try:
+            conn = self._idle.get(timeout=self.timeout_s)
+        except queue.Empty:
+            raise StoreUnavailableError(
+                f"ClickHouse is busy: no connection free within {self.timeout_s:g}s"
+            ) from None
         try:
             yield conn
         except UNAVAILABLE as exc:
@@ -75,7 +92,14 @@ class ClickHouse:
     async def execute(
         self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None, **kw: Any
     ) -> Any:
-        return await asyncio.to_thread(self.execute_sync, sql, params, **kw)
+        call = asyncio.to_thread(self.execute_sync, sql, params, **kw)
+        try:
+            # the caller's bound; the thread ends by itself at its socket's timeout
+            return await asyncio.wait_for(call, self.timeout_s)
+        except TimeoutError:
+            raise StoreUnavailableError(
+                f"ClickHouse did not answer within {self.timeout_s:g}s"
+            ) from None
 
     async def insert(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """INSERT ``rows`` (tuples in the statement's column order), sent column by
@@ -91,7 +115,10 @@ class ClickHouse:
 
     def close(self) -> None:
         for _ in range(self._size):
-            self._idle.get().disconnect()
+            try:
+                self._idle.get(timeout=self.timeout_s * 2 + 1).disconnect()
+            except queue.Empty:  # still stuck in a call to a frozen server
+                return
 
 
 def ping(settings: Settings, timeout_s: float | None = None) -> str:
