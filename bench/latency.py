@@ -8,15 +8,17 @@ does) and each rate, sends go out open-loop on a fixed schedule for
 ``latency_duration_s``: message i is due at t0 + i/rate, and its latency runs
 from that due time (not from when the bench got round to sending it) to the
 push frame arriving, so a bench or gateway that falls behind shows up in the
-figures instead of hiding. A run that sent less than 95% of the offered rate,
-had sends fail, or whose pushes did not all arrive is marked not sustained;
-one whose sends fell MAX_BEHIND_S behind stops there (the rest are counted as
-abandoned).
+figures instead of hiding. Rate 0 is the lone message: LONE_MESSAGES sends
+one at a time on an idle stack, each after the previous push. A run that sent
+less than 95% of the offered rate, had sends fail, or whose pushes did not all
+arrive is marked not sustained; one whose sends fell MAX_BEHIND_S behind stops
+there (the rest are counted as abandoned).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +40,8 @@ from pipeline.sdk.producer import Producer, message
 from pipeline.settings import Settings
 
 LATE_S = 10.0
+LONE_MESSAGES = 100
+LONE_PAUSE_S = 0.2
 MAX_BEHIND_S = 5.0
 LAG_EVERY_S = 0.5
 WARM_TIMEOUT_S = 60.0
@@ -58,6 +62,8 @@ class Run:
     duplicates: int = 0
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
+    landed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at each push that arrives (one at a time: the next send waits for it)."""
     slips: list[float] = field(default_factory=list)
     sent: int = 0
     sending_s: float = 0.0
@@ -113,6 +119,7 @@ class Devices:
             return
         run.arrived.add(i)
         run.latencies.append(now - run.due[i])
+        run.landed.set()
 
     async def close(self) -> None:
         for ws in self.sockets:
@@ -256,7 +263,7 @@ class Sender:
 async def one_rate(
     ctx: Context, svc: Services, devices: Devices, sender: Sender, *, via: str, rate: int
 ) -> dict[str, Any]:
-    count = int(rate * ctx.profile.latency_duration_s)
+    count = int(rate * ctx.profile.latency_duration_s) if rate else LONE_MESSAGES
     run = Run(f"{via}{rate}", [0.0] * count)
     devices.run = run
     pulls_before = devices.pull_frames
@@ -269,7 +276,10 @@ async def one_rate(
     monitor.start()
     if recording is not None:
         recording.start()
-    await _schedule(ctx, sender, run, via=via, rate=rate)
+    if rate:
+        await _schedule(ctx, sender, run, via=via, rate=rate)
+    else:
+        await _one_at_a_time(sender, run, via=via)
     await wait_for(lambda: _arrived(run), LATE_S, every_s=0.1)
     usage = await monitor.stop()
     hops = hop_breakdown(since(hops_before, await svc.metrics(devices.gateway)))
@@ -347,6 +357,22 @@ async def _schedule(ctx: Context, sender: Sender, run: Run, *, via: str, rate: i
             break
     run.sending_s = loop.time() - t0
     await asyncio.gather(*tasks)
+
+
+async def _one_at_a_time(sender: Sender, run: Run, *, via: str) -> None:
+    """Rate 0: a lone message on an otherwise idle stack, LONE_MESSAGES times: each
+    send waits for the previous push and a pause (so no hop is still busy)."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for i in range(len(run.due)):
+        run.landed.clear()
+        run.due[i] = time.monotonic()
+        run.sent += 1
+        await sender.send(via, run, i)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run.landed.wait(), LATE_S)
+        await asyncio.sleep(LONE_PAUSE_S)
+    run.sending_s = loop.time() - t0
 
 
 def _recording(ctx: Context, svc: Services, via: str, rate: int) -> Recording | None:

@@ -327,7 +327,7 @@ def _latency(doc: Document | None, images: dict[str, str]) -> list[str]:
         lat = run["push_latency"]
         table.add(
             run["via"],
-            num(run["offered_per_s"]),
+            offered(run),
             num(run["achieved_per_s"]),
             *(num(lat.get(k), 1) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
             num(run["ack_latency"].get("p99_ms"), 1),
@@ -343,13 +343,15 @@ def _latency(doc: Document | None, images: dict[str, str]) -> list[str]:
         "",
         f"One worker and one `imstream gateway` process; {r['pairs']} receivers connected; "
         "sends on a fixed open-loop schedule, latency (ms) from each message's due time to its "
-        "push frame. `http`: POST to the gateway as a device does; `sdk`: the producer SDK.",
+        "push frame. `http`: POST to the gateway as a device does; `sdk`: the producer SDK. "
+        "*lone*: one message at a time on the idle stack, each sent 200 ms after the "
+        "previous push.",
         "",
         *table.lines(),
         "",
     ]
     lags = [
-        f"{run['via']} {run['offered_per_s']}/s: "
+        f"{run['via']} {offered(run)}/s: "
         + ", ".join(f"{a} {num(v)}" for a, v in run.get("lag_mean_by_agent", {}).items())
         for run in r["runs"]
     ]
@@ -361,6 +363,10 @@ def _latency(doc: Document | None, images: dict[str, str]) -> list[str]:
     if "latency-cdf.png" in images:
         out += [f"![latency CDFs]({images['latency-cdf.png']})", ""]
     return out
+
+
+def offered(run: dict[str, Any]) -> str:
+    return num(run["offered_per_s"]) if run["offered_per_s"] else "lone"
 
 
 def _hop_table(runs: list[dict[str, Any]]) -> list[str]:
@@ -375,7 +381,7 @@ def _hop_table(runs: list[dict[str, Any]]) -> list[str]:
             f"{num(run['hops'][h].get('p50_ms'), 1)} / {num(run['hops'][h].get('p99_ms'), 1)}"
             for h in hops
         ]
-        table.add(run["via"], num(run["offered_per_s"]), *cells)
+        table.add(run["via"], offered(run), *cells)
     return [
         "Per hop, p50 / p99 ms, from the stamps each entry carries (`imstream.t`, "
         "pipeline/model/hops.py) as the gateway's metrics saw them during the run: *log* is "

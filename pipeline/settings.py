@@ -55,6 +55,10 @@ class TopicSettings:
     conversation_partitions: int = 6
     user_partitions: int = 6
     dead_letter_retention_days: int = 30
+    replication_factor: int = 1
+    """Replicas of every topic imstream creates: 1 on the single-node stack; use 3
+    in production (with min_insync_replicas 2, acks=all then means two copies)."""
+    min_insync_replicas: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +211,11 @@ class Settings:
             (self.pipeline.batch_max_records >= 1, "PIPELINE_BATCH_MAX_RECORDS must be >= 1"),
             (self.gateway.push_queue_size >= 1, "GATEWAY_PUSH_QUEUE_SIZE must be >= 1"),
             (self.gateway.store_timeout_s > 0, "GATEWAY_STORE_TIMEOUT_S must be > 0"),
+            (self.topics.replication_factor >= 1, "TOPICS_REPLICATION_FACTOR must be >= 1"),
+            (
+                1 <= self.topics.min_insync_replicas <= self.topics.replication_factor,
+                "TOPICS_MIN_INSYNC_REPLICAS must be between 1 and TOPICS_REPLICATION_FACTOR",
+            ),
             (self.log.format in LOG_FORMATS, f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}"),
             (":" in self.kafka.bootstrap, "KAFKA_BOOTSTRAP must be host:port[,host:port]"),
             (self.clickhouse.database.isidentifier(), "CLICKHOUSE_DATABASE must be an identifier"),

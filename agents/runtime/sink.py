@@ -5,9 +5,10 @@ batch into rows, writes them, and only then commits the batch's offsets. A
 crash between the write and the commit replays the batch, which writes the
 same rows again: every table a sink writes is a ReplacingMergeTree keyed by
 deterministic ids, and every read folds the copies. While ClickHouse cannot be
-reached the sink stops consuming and retries with backoff (it never commits
-past rows it did not write); when a rebalance takes partitions away during an
-outage, the batch is left to their next owner.
+reached, or refuses the write (for now, or until someone fixes a table), the
+sink stops consuming and retries with backoff (it never commits past rows it
+did not write, and never stops the process's other agents); when a rebalance
+takes partitions away meanwhile, the batch is left to their next owner.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class ClickHouseSink(Generic[R]):
         self._revoking = False
         self.written = 0
         self.outage_s = 0.0
+        self.stalled: str | None = None
+        """Why the last write failed, while the sink retries it."""
 
     async def run(self, stopping: asyncio.Event) -> None:
         consumer = kafka.consumer(
@@ -138,6 +141,7 @@ class ClickHouseSink(Generic[R]):
             "written": self.written,
             "lag": sum(lags.values()),
             "outage_s": round(self.outage_s, 1),
+            "stalled": self.stalled,
         }
 
     def partition_lag(self) -> dict[int, int]:
@@ -237,7 +241,11 @@ class ClickHouseSink(Generic[R]):
     async def _write_until_done(
         self, consumer: AIOKafkaConsumer, batch: Batch, items: Sequence[R], stopping: asyncio.Event
     ) -> bool:
-        """Write, retrying while ClickHouse is away; False if the batch was given up."""
+        """Write, retrying with backoff until it works; False if the batch was given
+        up (stopping, or its partitions are being taken away). ClickHouse away or
+        refusing for now (StoreUnavailableError) is retried; so is any other failure
+        (a table gone, a bug): it is logged with its trace, and the sink shows it as
+        ``stalled`` in /health while the other agents of the process go on."""
         delay = 0.2
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -245,19 +253,23 @@ class ClickHouseSink(Generic[R]):
             attempt = time.perf_counter()
             try:
                 await self.write(self.store, list(items))
-            except StoreUnavailableError as exc:
+            except Exception as exc:  # every failure is retried (see the docstring)
                 self.sensor.on_insert_retry(self.name)
+                self.stalled = f"{type(exc).__name__}: {exc}"[:500]
                 if stopping.is_set() or self._revoking:
                     log.warning("%s: leaving a batch to the next owner (%s)", self.name, exc)
                     for tp, recs in batch.items():
                         if tp in consumer.assignment():
                             consumer.seek(tp, recs[0].offset)
                     return False
-                if delay == 0.2:
+                if delay == 0.2 and isinstance(exc, StoreUnavailableError):
                     log.warning("%s: ClickHouse unavailable, retrying: %s", self.name, exc)
+                elif delay == 0.2:
+                    log.exception("%s: writing failed, retrying until it works", self.name)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.pipeline.sink_retry_max_s)
             else:
+                self.stalled = None
                 self.sensor.on_insert(self.name, len(items), time.perf_counter() - attempt)
                 if delay > 0.2:
                     self.outage_s += loop.time() - started

@@ -94,8 +94,13 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[
                 )
         missing = [wanted[n] for n in wanted if n not in existing]
         if missing:
+            replicas = settings.topics.replication_factor
+            insync = {"min.insync.replicas": str(settings.topics.min_insync_replicas)}
             response = await client.create_topics(
-                [NewTopic(s.name, s.partitions, 1, topic_configs=s.config()) for s in missing]
+                [
+                    NewTopic(s.name, s.partitions, replicas, topic_configs=s.config() | insync)
+                    for s in missing
+                ]
             )
             for name, code, *_ in response.topic_errors:
                 if code not in (0, TOPIC_ALREADY_EXISTS):

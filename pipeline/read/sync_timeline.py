@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -72,7 +72,11 @@ class SyncEntry:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The entry as a dict (orjson also encodes the dataclass itself, faster)."""
+        return {name: getattr(self, name) for name in _FIELDS}
+
+
+_FIELDS = tuple(f.name for f in fields(SyncEntry))
 
 
 @dataclass(frozen=True, slots=True)

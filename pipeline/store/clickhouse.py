@@ -1,8 +1,9 @@
 """ClickHouse access: a small pool of clickhouse-driver clients for asyncio code.
 
 clickhouse-driver is blocking; queries run in worker threads, one client per
-thread at a time. Connection failures become StoreUnavailableError (retriable);
-anything the server rejects is a bug in our SQL and propagates as it is.
+thread at a time. Connection failures, timeouts and the server's passing
+refusals (TRANSIENT_CODES: too many parts, memory, read-only...) become
+StoreUnavailableError (retriable); any other refusal propagates as it is.
 """
 
 from __future__ import annotations
@@ -16,12 +17,26 @@ from typing import Any
 
 from clickhouse_driver import Client
 from clickhouse_driver.errors import Error as DriverError
-from clickhouse_driver.errors import NetworkError, SocketTimeoutError
+from clickhouse_driver.errors import NetworkError, ServerException, SocketTimeoutError
 
 from pipeline.errors import StartTimeoutError, StoreUnavailableError
 from pipeline.settings import Settings
 
 UNAVAILABLE = (NetworkError, SocketTimeoutError, EOFError, ConnectionError, OSError)
+TRANSIENT_CODES = frozenset(
+    {
+        159,  # TIMEOUT_EXCEEDED
+        164,  # READONLY
+        173,  # CANNOT_ALLOCATE_MEMORY
+        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        241,  # MEMORY_LIMIT_EXCEEDED
+        242,  # TABLE_IS_READ_ONLY
+        243,  # NOT_ENOUGH_SPACE
+        252,  # TOO_MANY_PARTS
+    }
+)
+"""Server refusals that pass by themselves (load, merges, space, a replica catching
+up): retriable, like a server that is away. Any other refusal propagates."""
 
 
 QUERY_TIMEOUT_S = 60.0
@@ -80,6 +95,10 @@ class ClickHouse:
         except UNAVAILABLE as exc:
             conn.disconnect()
             raise StoreUnavailableError(f"ClickHouse unavailable: {exc}") from exc
+        except ServerException as exc:
+            if exc.code in TRANSIENT_CODES:
+                raise StoreUnavailableError(f"ClickHouse refused for now: {exc}") from exc
+            raise
         finally:
             self._idle.put(conn)
 

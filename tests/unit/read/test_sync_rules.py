@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import orjson
+
 from pipeline.read.sync_timeline import SyncEntry, contiguous, expired_days
 
 
@@ -22,3 +24,11 @@ def test_expired_days_are_wholly_older_than_the_lifetime() -> None:
     # 7 days before 2026-11-27 12:00 is 2026-11-20 12:00: day 20 still holds live entries
     assert expired_days(parts, 7, now) == ["20261118", "20261119"]
     assert expired_days(parts, 30, now) == []
+
+
+def test_a_pushed_entry_encodes_as_a_pulled_one() -> None:
+    """The gateway hands the dataclass to orjson (fast); pulls use to_json(): the
+    devices must get the same object either way."""
+    entry = SyncEntry(7, "c:1", 3, 2, "message", "e-1", "ann", "", "m-1", "text/plain", "hé", 5)
+    assert orjson.loads(orjson.dumps(entry)) == entry.to_json()
+    assert list(orjson.loads(orjson.dumps(entry))) == list(entry.to_json())
