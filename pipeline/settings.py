@@ -36,6 +36,10 @@ class KafkaSettings:
     """How long the broker holds a fetch with nothing to return. New records are
     returned at once whatever this is (fetch.min.bytes is 1): it only sets how often
     an idle consumer asks again."""
+    txn_retry_backoff_ms: float = 1.0
+    """How soon a transactional producer asks again to add a partition while the
+    broker still writes the previous transaction's markers (aiokafka waits a fixed
+    20 ms there; see pipeline/log/kafka.py). It is paid on every stage commit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +215,10 @@ class Settings:
             (self.pipeline.batch_max_records >= 1, "PIPELINE_BATCH_MAX_RECORDS must be >= 1"),
             (self.gateway.push_queue_size >= 1, "GATEWAY_PUSH_QUEUE_SIZE must be >= 1"),
             (self.gateway.store_timeout_s > 0, "GATEWAY_STORE_TIMEOUT_S must be > 0"),
+            (
+                0 < self.kafka.txn_retry_backoff_ms <= 100,
+                "KAFKA_TXN_RETRY_BACKOFF_MS must be > 0 and <= 100",
+            ),
             (self.topics.replication_factor >= 1, "TOPICS_REPLICATION_FACTOR must be >= 1"),
             (
                 1 <= self.topics.min_insync_replicas <= self.topics.replication_factor,
