@@ -12,7 +12,7 @@ from pipeline.log import kafka
 from pipeline.settings import Settings
 
 
-def test_the_retry_after_concurrent_transactions_is_ours_to_set() -> None:
+async def test_the_retry_after_concurrent_transactions_is_ours_to_set() -> None:
     handler = inspect.getsource(sender.AddPartitionsToTxnHandler.handle_response)
     assert "return BACKOFF_OVERRIDE" in handler
     settings = Settings()
