@@ -24,6 +24,7 @@ from pipeline.errors import EventError
 from pipeline.log.topics import Topics
 from pipeline.model.events import (
     decode_command,
+    delivery_view,
     encode_deliveries,
     encode_timeline,
     limits_from,
@@ -68,7 +69,9 @@ class SequencerProcessor:
             event = encode_timeline(outcome.event)
             out.send(self.topics.timeline.name, record.key, event)
             sync = self.topics.sync.name
-            for user, value in encode_deliveries(outcome.event, outcome.recipients, event):
+            view = delivery_view(outcome.event)
+            body = event if view is outcome.event else None
+            for user, value in encode_deliveries(view, outcome.recipients, body):
                 out.send(sync, user.encode(), value)
             roster = self.topics.roster.name
             for key, fact in roster_facts(outcome.event):

@@ -82,6 +82,11 @@ class Worker:
         self.sensor.watch(
             "imstream_agent_partitions", "Input partitions assigned to an agent", self._assigned
         )
+        self.sensor.watch(
+            "imstream_agent_stalled",
+            "Partitions of an agent that keep failing (1 for a sink that cannot write)",
+            self._stalled,
+        )
 
     def _lags(self) -> Iterator[tuple[dict[str, str], float]]:
         for name, agent in self.agents.items():
@@ -93,6 +98,11 @@ class Worker:
         for name, status in self.status().items():
             if "partitions" in status:
                 yield {"agent": name}, float(len(status["partitions"]))
+
+    def _stalled(self) -> Iterator[tuple[dict[str, str], float]]:
+        for name, status in self.status().items():
+            if "stalled" in status:
+                yield {"agent": name}, float(health.stalled_count(status))
 
     def status(self) -> dict[str, dict[str, Any]]:
         return {name: agent.status() for name, agent in self.agents.items()}

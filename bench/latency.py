@@ -172,7 +172,7 @@ async def measure(
             sender = Sender(settings, http, gateway, producer, conversations, profile.body_bytes)
             for via in profile.latency_via:
                 for rate in profile.latency_rates:
-                    await _idle(svc)
+                    await _idle(svc, gateway)
                     runs.append(await one_rate(ctx, svc, devices, sender, via=via, rate=rate))
         finally:
             await devices.close()
@@ -205,13 +205,21 @@ async def _all_warm(devices: Devices, count: int) -> bool:
     return len(devices.warm) >= count
 
 
-async def _idle(svc: Services) -> None:
-    """Wait until the previous run's traffic has gone through every stage."""
+async def _idle(svc: Services, gateway: Service) -> None:
+    """Wait until the previous run's traffic has gone through every stage, and the
+    gateway has stopped receiving its pushes (so no run's figures hold another's)."""
 
     async def quiet() -> bool:
         return sum((await svc.lag()).values()) == 0
 
     await wait_for(quiet, IDLE_TIMEOUT_S, every_s=0.5)
+    last = -1.0
+    for _ in range(int(IDLE_TIMEOUT_S)):
+        pushes = (await svc.metrics(gateway)).value("imstream_gateway_pushes_total")
+        if pushes == last:
+            return
+        last = pushes
+        await asyncio.sleep(1.0)
 
 
 @dataclass
@@ -273,6 +281,7 @@ async def one_rate(
     lags: list[dict[str, int]] = []
     watch = asyncio.create_task(_watch_lag(svc, lags))
     hops_before = await svc.metrics(devices.gateway)
+    stages_before = await svc.metrics(svc.workers[0])
     monitor.start()
     if recording is not None:
         recording.start()
@@ -283,12 +292,14 @@ async def one_rate(
     await wait_for(lambda: _arrived(run), LATE_S, every_s=0.1)
     usage = await monitor.stop()
     hops = hop_breakdown(since(hops_before, await svc.metrics(devices.gateway)))
+    stages = stage_transactions(since(stages_before, await svc.metrics(svc.workers[0])))
     watch.cancel()
     await asyncio.gather(watch, return_exceptions=True)
     devices.run = None
     pulls = devices.pull_frames - pulls_before
     return _result(run, usage, via=via, rate=rate, pulls=pulls) | {
         "hops": hops,
+        "transactions": stages,
         "lag_mean_by_agent": _mean_lag(lags),
         "profile": None if recording is None else await recording.finish(),
     }
@@ -314,6 +325,24 @@ def hop_breakdown(window: Scrape) -> dict[str, dict[str, float | None]]:
         "p99_ms": ms(0.99, "imstream_latency_seconds", path="send_to_socket"),
     }
     return breakdown
+
+
+def stage_transactions(window: Scrape) -> dict[str, dict[str, float | None]]:
+    """Per transactional stage during one run: transactions, records in per
+    transaction, and the time to write and commit one (mean and p99, ms)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for stage in ("sequencer", "sync"):
+        count = window.value("imstream_stage_transaction_seconds_count", stage=stage)
+        seconds = window.value("imstream_stage_transaction_seconds_sum", stage=stage)
+        records = window.value("imstream_stage_records_in_total", stage=stage)
+        p99 = window.quantile(0.99, "imstream_stage_transaction_seconds", stage=stage)
+        out[stage] = {
+            "transactions": count,
+            "records_per_transaction": round(records / count, 1) if count else None,
+            "mean_ms": round(1000 * seconds / count, 1) if count else None,
+            "p99_ms": None if p99 is None else round(1000 * p99, 1),
+        }
+    return out
 
 
 async def _watch_lag(svc: Services, into: list[dict[str, int]]) -> None:

@@ -356,6 +356,7 @@ def _latency(doc: Document | None, images: dict[str, str]) -> list[str]:
         for run in r["runs"]
     ]
     out += _hop_table(r["runs"])
+    out += _transaction_table(r["runs"])
     out += ["Mean lag (records) of each agent during the runs, where records wait:", ""]
     out += [f"- {line}" for line in lags] + [""]
     if r.get("error"):
@@ -389,6 +390,32 @@ def _hop_table(runs: list[dict[str, Any]]) -> list[str]:
         "deliveries, *synced* → the sync stage wrote the entry, *pushed* → the "
         "push agent copied it to the gateway, *socket* → written to the device's socket; "
         "*send to socket* is the whole path (measured from the send, not the due time).",
+        "",
+        *table.lines(),
+        "",
+    ]
+
+
+def _transaction_table(runs: list[dict[str, Any]]) -> list[str]:
+    """The transactional stages' commit cycle in each run (from the worker's metrics)."""
+    with_tx = [run for run in runs if run.get("transactions")]
+    if not with_tx:
+        return []
+    table = Table(["send via", "offered/s", "stage", "transactions", "records each", "mean ms"])
+    for run in with_tx:
+        for stage, tx in run["transactions"].items():
+            table.add(
+                run["via"],
+                offered(run),
+                stage,
+                num(tx["transactions"]),
+                num(tx["records_per_transaction"], 1),
+                f"{num(tx['mean_ms'], 1)} (p99 {num(tx['p99_ms'], 1)})",
+            )
+    return [
+        "Each transactional stage's transactions during the run: how many, input records "
+        "in each, and the time to write and commit one (a record that arrives meanwhile "
+        "waits for it).",
         "",
         *table.lines(),
         "",

@@ -75,6 +75,15 @@ class PipelineSettings:
     read_diffusion_threshold: int = 2_000
     """A group with more members than this is read diffused (sticky); 0: never."""
     batch_max_records: int = 2_000
+    transaction_max_records: int = 20_000
+    transaction_max_bytes: int = 16 * 1024 * 1024
+    """A stage's transaction ends after the input record whose output takes it past
+    either bound (one input record's output is never split); the rest of the batch
+    goes in the next one."""
+    max_record_bytes: int = 1_000_000
+    """The largest record (key, value, headers) or state value a stage writes: under
+    the producer's 1 MiB request and the broker's message.max.bytes. An input record
+    whose output or state would be larger goes to the dead-letter topic instead."""
     sink_batch_max_records: int = 20_000
     sink_linger_ms: int = 200
     sink_retry_max_s: float = 5.0
@@ -215,6 +224,16 @@ class Settings:
             (self.pipeline.batch_max_records >= 1, "PIPELINE_BATCH_MAX_RECORDS must be >= 1"),
             (self.gateway.push_queue_size >= 1, "GATEWAY_PUSH_QUEUE_SIZE must be >= 1"),
             (self.gateway.store_timeout_s > 0, "GATEWAY_STORE_TIMEOUT_S must be > 0"),
+            (
+                1_024 <= self.pipeline.max_record_bytes <= 1_047_552,
+                "PIPELINE_MAX_RECORD_BYTES must be between 1024 and 1047552 (1 MiB - 1 KiB)",
+            ),
+            (
+                self.pipeline.transaction_max_records >= 1
+                and self.pipeline.transaction_max_bytes >= self.pipeline.max_record_bytes,
+                "PIPELINE_TRANSACTION_MAX_RECORDS must be >= 1 and "
+                "PIPELINE_TRANSACTION_MAX_BYTES >= PIPELINE_MAX_RECORD_BYTES",
+            ),
             (
                 0 < self.kafka.txn_retry_backoff_ms <= 100,
                 "KAFKA_TXN_RETRY_BACKOFF_MS must be > 0 and <= 100",

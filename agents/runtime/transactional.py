@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,10 @@ from pipeline.settings import Settings
 log = logging.getLogger(__name__)
 
 RETRY_S = 1.0
+MAX_RETRY_S = 10.0
 FENCED_RETRY_S = 5.0  # > a heartbeat interval: if the group moved on, the revocation comes first
+COMMIT_GRACE_S = 5.0  # past transaction_timeout_ms, a transaction is given up
+STOP_S = 10.0
 SETTLE_S = 10.0  # how long a revocation waits for a partition's transaction in flight
 
 Headers = list[tuple[str, bytes]]
@@ -63,12 +67,22 @@ class Output:
         default_factory=list
     )
     dead_letters: list[str] = field(default_factory=list)
+    size: int = 0
+    """Bytes of keys and values so far (headers are small: left out)."""
 
     def send(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None
     ) -> None:
         """Add a record (no ``value``: a tombstone, for compacted topics)."""
         self.records.append((topic, key, value, headers))
+        self.size += (len(key) if key else 0) + (len(value) if value else 0)
+
+    def truncate(self, records: int, dead_letters: int) -> None:
+        """Forget what was added after there (one input record's output)."""
+        for _, key, value, _ in self.records[records:]:
+            self.size -= (len(key) if key else 0) + (len(value) if value else 0)
+        del self.records[records:]
+        del self.dead_letters[dead_letters:]
 
 
 class Processor(Protocol):
@@ -116,8 +130,10 @@ class TransactionalStage:
         self.group_id = f"{settings.topics.prefix}imstream.{spec.name}"
         self._parts: dict[TopicPartition, _Partition] = {}
         self._parked: dict[TopicPartition, tuple[StateStore, int]] = {}
-        # assigned partitions that could not be opened yet: when to try again
+        # assigned partitions that are closed (could not open, or a transaction
+        # failed): when to try again, why, and how many times in a row
         self._closed: dict[TopicPartition, float] = {}
+        self._stalled: dict[TopicPartition, tuple[str, int]] = {}
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._failure: Exception | None = None
@@ -154,11 +170,17 @@ class TransactionalStage:
                 await self._close_all()
 
     def status(self) -> dict[str, Any]:
-        """Assigned partitions, records processed, and lag (committed records not yet done)."""
+        """Open partitions, records processed, lag (committed records not yet done),
+        and the partitions that are *stalled*: closed, retried with backoff, and why."""
         return {
             "partitions": sorted(tp.partition for tp in self._parts),
             "processed": self.processed,
             "lag": sum(self.partition_lag().values()),
+            "stalled": {
+                str(tp.partition): {"reason": why, "attempts": attempts}
+                for tp, (why, attempts) in sorted(self._stalled.items())
+                if tp in self._closed
+            },
         }
 
     def partition_lag(self) -> dict[int, int]:
@@ -226,20 +248,72 @@ class TransactionalStage:
                 "%s: skipping %d already committed records of %s", self.spec.name, replayed, tp
             )
             records = [r for r in records if r.offset >= part.committed]
-        if not records:
-            return
-        out = Output()
-        for record in records:
-            part.processor.process(record, out)
-        part.processor.end_batch(records[-1].timestamp, out)
-        started = time.perf_counter()
-        if await self._commit_or_reopen(part, out, records[-1].offset + 1):
-            self.processed += len(records)
+        while records:
+            out, taken = self._process(part, records)
+            batch, records = records[:taken], records[taken:]
+            part.processor.end_batch(batch[-1].timestamp, out)
+            started = time.perf_counter()
+            if not await self._commit_or_reopen(part, out, batch[-1].offset + 1):
+                return
+            self.processed += len(batch)
             written = len(out.records) - len(out.dead_letters)
             seconds = time.perf_counter() - started
-            self.sensor.on_batch(self.spec.name, tp.partition, len(records), written, seconds)
+            self.sensor.on_batch(self.spec.name, tp.partition, len(batch), written, seconds)
             if out.dead_letters:
                 self.sensor.on_dead_letters(self.spec.name, out.dead_letters)
+
+    def _process(
+        self, part: _Partition, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> tuple[Output, int]:
+        """The output of the first records, up to the one that takes it past the
+        transaction's bounds; and how many records that is. A record whose output or
+        state could never be written is undone and dead-lettered with the reason."""
+        pipeline = self.settings.pipeline
+        out = Output()
+        state = part.state
+        for taken, record in enumerate(records, start=1):
+            mark = len(out.records), len(out.dead_letters)
+            state.savepoint()
+            part.processor.process(record, out)
+            problem = self._unwritable(out, mark[0], state)
+            if problem is None:
+                state.release()
+            else:
+                state.rollback()
+                out.truncate(*mark)
+                log.warning(
+                    "%s: dead-lettering a record of %s: %s", self.spec.name, part.tp, problem
+                )
+                dead_letter(
+                    out,
+                    self.spec.dead_letter.name,
+                    record,
+                    self.spec.name,
+                    problem,
+                    kind="too_large",
+                )
+            if (
+                len(out.records) >= pipeline.transaction_max_records
+                or out.size >= pipeline.transaction_max_bytes
+            ):
+                return out, taken
+        return out, len(records)
+
+    def _unwritable(self, out: Output, since: int, state: StateStore) -> str | None:
+        """Why the output added since ``since``, or the state changed since the
+        savepoint, cannot be written (a record or value over max_record_bytes)."""
+        limit = self.settings.pipeline.max_record_bytes
+        for topic, key, value, headers in out.records[since:]:
+            size = (len(key) if key else 0) + (len(value) if value else 0)
+            size += sum(len(k) + len(v) for k, v in headers or ())
+            if size > limit:
+                return f"its output to {topic} would be a {size:,}-byte record (limit {limit:,})"
+        for name in state.since_savepoint():
+            if state.maybe_larger_than(name, limit):
+                size = state.encoded_size(name)
+                if size > limit:
+                    return f"its state {name[:80]!r} would be {size:,} bytes (limit {limit:,})"
+        return None
 
     async def _commit_idle(self) -> None:
         """Commit up to the position of idle partitions. Past the last record of a
@@ -262,21 +336,31 @@ class TransactionalStage:
         """One transaction: ``out``, the state changes and ``next_offset``. On failure
         the partition is dropped (fenced) or reopened from what was committed."""
         tp = part.tp
+        # a transaction whose records cannot be delivered (their topic was deleted, say)
+        # would wait for ever: past the broker's own timeout for it, give it up
+        limit_s = self.settings.kafka.transaction_timeout_ms / 1000 + COMMIT_GRACE_S
         try:
-            await self._commit(part, out, next_offset)
+            await asyncio.wait_for(self._commit(part, out, next_offset), limit_s)
+        except TimeoutError:
+            log.warning(
+                "%s: transaction on %s took over %.0fs; reopening", self.spec.name, tp, limit_s
+            )
+            self.sensor.on_reopen(self.spec.name, tp.partition, "transaction_timeout")
+            await self._drop(tp, why=f"a transaction did not complete within {limit_s:.0f}s")
         except ProducerFenced:
             # another worker owns it now (its revocation is on the way), or the broker
             # aborted a transaction that ran out of time: take it up again later
             log.warning("%s: fenced on %s; reopening later if still ours", self.spec.name, tp)
             self.sensor.on_reopen(self.spec.name, tp.partition, "fenced")
-            await self._drop(tp, retry_in=FENCED_RETRY_S)
+            await self._drop(tp, why="fenced", first_retry_s=FENCED_RETRY_S)
         except KafkaError as exc:
             log.warning("%s: transaction on %s failed (%r); reopening", self.spec.name, tp, exc)
             self.sensor.on_reopen(self.spec.name, tp.partition, "transaction_failed")
-            await self._drop(tp, retry_in=RETRY_S)
+            await self._drop(tp, why=f"transaction failed: {exc!r}")
         else:
             part.state.commit()
             part.committed = next_offset
+            self._stalled.pop(tp, None)
             return True
         return False
 
@@ -313,7 +397,7 @@ class TransactionalStage:
         except KafkaError as exc:
             log.warning("%s: cannot open %s yet (%r); retrying", self.spec.name, tp, exc)
             self.sensor.on_reopen(self.spec.name, tp.partition, "open_failed")
-            self._closed[tp] = asyncio.get_running_loop().time() + RETRY_S
+            self._close(tp, f"cannot open: {exc!r}")
 
     async def _open(self, tp: TopicPartition) -> None:
         assert self._consumer is not None
@@ -359,15 +443,27 @@ class TransactionalStage:
         self.sensor.on_restore(self.spec.name, partition, time.perf_counter() - started, len(state))
         return state
 
-    async def _drop(self, tp: TopicPartition, retry_in: float | None = None) -> None:
+    async def _drop(
+        self, tp: TopicPartition, why: str | None = None, first_retry_s: float = RETRY_S
+    ) -> None:
         """Close ``tp`` and forget its state (it is restored when it opens again).
-        Called from the partition's own task when a transaction fails."""
+        Called from the partition's own task when a transaction fails (``why``: then
+        it is reopened after a backoff)."""
         part = self._parts.pop(tp, None)
         if part is not None:
             part.pending.clear()
             await _stop(part.producer)
-        if retry_in is not None:
-            self._closed[tp] = asyncio.get_running_loop().time() + retry_in
+        if why is not None:
+            self._close(tp, why, first_retry_s)
+
+    def _close(self, tp: TopicPartition, why: str, first_retry_s: float = RETRY_S) -> None:
+        """Retry ``tp`` after a backoff that doubles with each failure in a row (up to
+        MAX_RETRY_S, with jitter); until it commits again it shows as stalled."""
+        attempts = self._stalled.get(tp, ("", 0))[1] + 1
+        self._stalled[tp] = (why, attempts)
+        backoff = min(first_retry_s * 2 ** (attempts - 1), MAX_RETRY_S)
+        jittered = backoff * random.uniform(0.8, 1.2)  # noqa: S311
+        self._closed[tp] = asyncio.get_running_loop().time() + jittered
 
     async def _park(self, tp: TopicPartition) -> None:
         """Close ``tp`` after its transaction in flight, keeping its state in case the
@@ -407,6 +503,7 @@ class TransactionalStage:
             for tp in tps:
                 await self._park(tp)
                 self._closed.pop(tp, None)
+                self._stalled.pop(tp, None)
 
     async def assigned(self, tps: list[TopicPartition]) -> None:
         async with self._lock:
@@ -417,11 +514,14 @@ class TransactionalStage:
 
 
 async def _stop(producer: AIOKafkaProducer) -> None:
-    """Stop a producer that may be broken (its transaction failed, the broker is away)."""
+    """Stop a producer that may be broken (its transaction failed, the broker is away,
+    its records cannot be delivered): within STOP_S, else leave it."""
     try:
-        await producer.stop()
+        await asyncio.wait_for(producer.stop(), STOP_S)
     except KafkaError as exc:
         log.warning("stopping a transactional producer failed: %r", exc)
+    except TimeoutError:
+        log.warning("a transactional producer did not stop within %.0fs; left", STOP_S)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -2,7 +2,7 @@
 
 clickhouse-driver is blocking; queries run in worker threads, one client per
 thread at a time. Connection failures, timeouts and the server's passing
-refusals (TRANSIENT_CODES: too many parts, memory, read-only...) become
+refusals (TRANSIENT_CODES: too many parts, memory, a read-only table...) become
 StoreUnavailableError (retriable); any other refusal propagates as it is.
 """
 
@@ -26,7 +26,6 @@ UNAVAILABLE = (NetworkError, SocketTimeoutError, EOFError, ConnectionError, OSEr
 TRANSIENT_CODES = frozenset(
     {
         159,  # TIMEOUT_EXCEEDED
-        164,  # READONLY
         173,  # CANNOT_ALLOCATE_MEMORY
         202,  # TOO_MANY_SIMULTANEOUS_QUERIES
         241,  # MEMORY_LIMIT_EXCEEDED

@@ -122,8 +122,9 @@ async def test_metrics_count_what_was_sent_and_time_every_hop(
         return w.value(name, stage=stage)
 
     assert stage("imstream_stage_records_in_total", "sequencer") == events + 2
-    # each event once to im.timeline, and a delivery per receiver to im.sync
-    assert stage("imstream_stage_records_out_total", "sequencer") == events + entries
+    # each event once to im.timeline, a delivery per receiver to im.sync, and the
+    # creation's roster facts to im.members (the conversation and its 3 members)
+    assert stage("imstream_stage_records_out_total", "sequencer") == events + entries + 4
     assert w.by("imstream_dead_letters_total", "kind") == {"undecodable": 1, "wrong_key": 1}
     assert stage("imstream_stage_records_in_total", "sync") == entries
     assert w.value("imstream_sink_rows_total", sink="store") == events

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 
@@ -16,6 +18,7 @@ from pipeline.model.events import (
     decode_delivery,
     decode_inbox,
     decode_timeline,
+    delivery_view,
     encode_command,
     encode_deliveries,
     encode_delivery,
@@ -170,3 +173,18 @@ def test_the_large_flag_is_encoded_only_when_set_and_old_records_decode() -> Non
     bad = orjson.loads(encode_timeline(large)) | {"large": 1}
     with pytest.raises(ValidationError, match="'large' must be a boolean"):
         decode_timeline(orjson.dumps(bad), LIMITS)
+
+
+def test_a_group_creation_is_delivered_without_its_members_and_title() -> None:
+    members = tuple(f"user{n}" for n in range(500))
+    created = ConversationCreated(new_event_id(), "g", "user0", "group", "t" * 200, members, 5)
+    event = TimelineEvent(created, event_no=1, seq=0, ts_ms=5)
+    view = delivery_view(event)
+    assert view.command == replace(created, members=("user0",), title="")
+    assert (view.event_no, view.seq, view.ts_ms) == (1, 0, 5)
+    # it still decodes as the event it stands for, as the sync stage reads it
+    [(_, raw)] = encode_deliveries(view, ["user7"])
+    assert len(raw) < 400
+    assert decode_delivery(raw, Limits(1_000, 1_000)).event == view
+    direct = TimelineEvent(replace(created, kind="direct", members=("a", "b"), title=""), 1, 0, 5)
+    assert delivery_view(direct) is direct
