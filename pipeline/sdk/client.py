@@ -88,6 +88,7 @@ class SyncClient:
         self.resyncs = 0
         self._acked = cursor
         self._acked_at = 0.0
+        self._acking: asyncio.Task[None] | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Stay connected until ``stopping`` is set, reconnecting with backoff."""
@@ -111,6 +112,9 @@ class SyncClient:
                 if not stopping.is_set():
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
+            if self._acking is not None:  # the session closes: nothing may use it after
+                self._acking.cancel()
+                await asyncio.gather(self._acking, return_exceptions=True)
 
     async def _session(
         self, session: aiohttp.ClientSession, api: ApiClient, stopping: asyncio.Event
@@ -244,19 +248,29 @@ class SyncClient:
         self.cursor = head
 
     async def _ack(self, api: ApiClient, force: bool = False) -> None:
-        """Ack the cursor: at once when forced, else at most every ACK_EVERY_S."""
+        """Ack the cursor: when forced, at once (and wait for it); else at most every
+        ACK_EVERY_S, in the background: a slow or failing ack (the store is away)
+        never holds up the pushes behind it."""
         loop = asyncio.get_running_loop()
-        groups = self.groups.to_ack()
-        moved = self.cursor > self._acked or bool(groups)
-        if not moved or (not force and loop.time() - self._acked_at < ACK_EVERY_S):
+        moved = self.cursor > self._acked or bool(self.groups.to_ack())
+        if not moved:
             return
-        if self.behind and not force:  # the store is away: the ack would fail too
+        if force:
+            await self._send_ack(api)
             return
+        busy = self._acking is not None and not self._acking.done()
+        if busy or self.behind or loop.time() - self._acked_at < ACK_EVERY_S:
+            return
+        self._acked_at = loop.time()  # attempts are rate-limited, not only successes
+        self._acking = asyncio.create_task(self._send_ack(api))
+
+    async def _send_ack(self, api: ApiClient) -> None:
+        cursor, groups = self.cursor, self.groups.to_ack()
         try:
-            await api.ack(self.device_id, self.cursor, groups)
+            await api.ack(self.device_id, cursor, groups)
         except (ApiError, aiohttp.ClientError, OSError) as exc:
             log.info("sync client %s: ack failed (%r), will retry", self.device_id, exc)
             return
-        self._acked = self.cursor
+        self._acked = max(self._acked, cursor)
         self.groups.acked(groups)
-        self._acked_at = loop.time()
+        self._acked_at = asyncio.get_running_loop().time()
