@@ -8,7 +8,7 @@ does) and each rate, sends go out open-loop on a fixed schedule for
 ``latency_duration_s``: message i is due at t0 + i/rate, and its latency runs
 from that due time (not from when the bench got round to sending it) to the
 push frame arriving, so a bench or gateway that falls behind shows up in the
-figures instead of hiding. Rate 0 is the lone message: LONE_MESSAGES sends
+figures instead of hiding. Rate 0 is the lone message: ``latency_lone_messages`` sends
 one at a time on an idle stack, each after the previous push. A run that sent
 less than 95% of the offered rate, had sends fail, or whose pushes did not all
 arrive is marked not sustained; one whose sends fell MAX_BEHIND_S behind stops
@@ -40,7 +40,6 @@ from pipeline.sdk.producer import Producer, message
 from pipeline.settings import Settings
 
 LATE_S = 10.0
-LONE_MESSAGES = 100
 LONE_PAUSE_S = 0.2
 MAX_BEHIND_S = 5.0
 LAG_EVERY_S = 0.5
@@ -271,7 +270,9 @@ class Sender:
 async def one_rate(
     ctx: Context, svc: Services, devices: Devices, sender: Sender, *, via: str, rate: int
 ) -> dict[str, Any]:
-    count = int(rate * ctx.profile.latency_duration_s) if rate else LONE_MESSAGES
+    count = (
+        int(rate * ctx.profile.latency_duration_s) if rate else ctx.profile.latency_lone_messages
+    )
     run = Run(f"{via}{rate}", [0.0] * count)
     devices.run = run
     pulls_before = devices.pull_frames
@@ -389,7 +390,7 @@ async def _schedule(ctx: Context, sender: Sender, run: Run, *, via: str, rate: i
 
 
 async def _one_at_a_time(sender: Sender, run: Run, *, via: str) -> None:
-    """Rate 0: a lone message on an otherwise idle stack, LONE_MESSAGES times: each
+    """Rate 0: a lone message on an otherwise idle stack, again and again: each
     send waits for the previous push and a pause (so no hop is still busy)."""
     loop = asyncio.get_running_loop()
     t0 = loop.time()

@@ -43,7 +43,9 @@ class Profile:
     fanout_workers: int = 1
 
     # end-to-end latency: send -> push on a WebSocket, paced
-    latency_rates: tuple[int, ...] = (200, 1_000, 2_000, 5_000)
+    latency_rates: tuple[int, ...] = (0, 200, 1_000, 2_000, 5_000)
+    """Offered msg/s; 0 is the lone message (one at a time, each after the last push)."""
+    latency_lone_messages: int = 100
     latency_duration_s: float = 30.0
     latency_pairs: int = 200
     latency_via: tuple[str, ...] = ("http", "sdk")
@@ -97,7 +99,8 @@ QUICK = Profile(
     throughput_warmup_s=6.0,
     throughput_metrics_off=(),
     fanout_entries=60_000,
-    latency_rates=(200, 2_000),
+    latency_rates=(0, 200, 2_000),
+    latency_lone_messages=20,
     latency_duration_s=5.0,
     latency_pairs=100,
     latency_via=("http", "sdk"),

@@ -31,7 +31,8 @@ TINY = QUICK.replace(
     fanout_sizes=(10, 100),
     fanout_entries=2_000,
     fanout_groups=2,
-    latency_rates=(50,),
+    latency_rates=(0, 50),
+    latency_lone_messages=3,
     latency_duration_s=2.0,
     latency_pairs=10,
     latency_via=("http", "sdk"),
@@ -119,15 +120,24 @@ async def test_every_scenario_runs_small(stack: Settings, tmp_path: Path) -> Non
         _counts_match(size)
 
     runs = docs["latency"]["result"]["runs"]
-    assert [(r["via"], r["offered_per_s"]) for r in runs] == [("http", 50), ("sdk", 50)]
+    assert [(r["via"], r["offered_per_s"]) for r in runs] == [
+        ("http", 0),
+        ("http", 50),
+        ("sdk", 0),
+        ("sdk", 50),
+    ]
     for run in runs:
+        want = 100 if run["offered_per_s"] else 3  # 50/s for 2 s; 3 lone messages
         assert run["send_errors"] == 0
-        assert run["pushes_received"] == run["messages"] == 100
-        assert run["push_latency"]["count"] == 100
+        assert run["pushes_received"] == run["messages"] == want
+        assert run["push_latency"]["count"] == want
         assert run["push_latency"]["p50_ms"] > 0
         # every hop of the window was timed by the gateway (its /metrics)
         assert set(run["hops"]) == {*HOPS, "send_to_socket"}
         assert all(h["p99_ms"] is not None for h in run["hops"].values()), run["hops"]
+        # and every transaction of the two stages, by the worker's
+        for stage in ("sequencer", "sync"):
+            assert run["transactions"][stage]["transactions"] > 0, run["transactions"]
 
     reads = docs["reads"]["result"]
     assert reads["store"]["messages"] == reads["store"]["sync_entries"] == 5_000
