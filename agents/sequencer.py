@@ -32,14 +32,20 @@ from pipeline.model.events import (
 from pipeline.model.roster import facts as roster_facts
 from pipeline.model.sequencing import Accepted, Duplicate, Sequencer
 from pipeline.model.state import StateStore
+from pipeline.observe.sensor import Sensor
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 STAGE = "sequencer"
+WARN_EVERY_MS = 60_000
 
 
 class SequencerProcessor:
-    def __init__(self, settings: Settings, topics: Topics, state: StateStore) -> None:
+    def __init__(
+        self, settings: Settings, topics: Topics, state: StateStore, sensor: Sensor | None = None
+    ) -> None:
+        self.sensor = sensor or Sensor()
+        self._warned_ms = 0
         self.limits = limits_from(settings.pipeline)
         self.topics = topics
         self.sequencer = Sequencer(
@@ -83,14 +89,24 @@ class SequencerProcessor:
             dead_letter(out, dlq, record, STAGE, f"rejected: {outcome.reason}", kind="rejected")
 
     def end_batch(self, now_ms: int, out: Output) -> None:
-        self.sequencer.expire(now_ms)
+        _, early = self.sequencer.expire(now_ms)
+        if early:
+            self.sensor.on_dedupe_evicted_early(early)
+            if now_ms - self._warned_ms > WARN_EVERY_MS:
+                self._warned_ms = now_ms
+                log.warning(
+                    "dedupe: more than %d entries in the %ds window of a partition: the "
+                    "oldest go early (raise IMSTREAM_PIPELINE_DEDUPE_MAX_PER_PARTITION)",
+                    self.sequencer.dedupe_max,
+                    self.sequencer.dedupe_window_ms // 1000,
+                )
 
 
-def stage(settings: Settings, topics: Topics) -> StageSpec:
+def stage(settings: Settings, topics: Topics, sensor: Sensor | None = None) -> StageSpec:
     return StageSpec(
         name=STAGE,
         input=topics.messages,
         changelog=topics.sequencer_state,
         dead_letter=topics.dead_letter,
-        make_processor=lambda state: SequencerProcessor(settings, topics, state),
+        make_processor=lambda state: SequencerProcessor(settings, topics, state, sensor),
     )

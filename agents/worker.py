@@ -50,7 +50,7 @@ def build(settings: Settings, name: str, sensor: Sensor | None = None) -> Agent:
     sensor = sensor or Sensor()
     factories: dict[str, Callable[[], Agent]] = {
         "sequencer": lambda: TransactionalStage(
-            settings, sequencer.stage(settings, topics), sensor
+            settings, sequencer.stage(settings, topics, sensor), sensor
         ),
         "sync": lambda: TransactionalStage(settings, sync.stage(settings, topics), sensor),
         "store": lambda: store.sink(settings, topics, sensor),

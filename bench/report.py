@@ -69,6 +69,7 @@ def render(
         "## Targets",
         "",
         *_targets(docs),
+        *_analysis(),
         *_baseline(docs.get("baseline")),
         *_throughput(docs.get("throughput"), images),
         *_fanout(docs.get("fanout"), images),
@@ -79,6 +80,17 @@ def render(
         *_failures(docs),
     ]
     return "\n".join(out).rstrip() + "\n"
+
+
+ANALYSIS = Path(__file__).parent / "ANALYSIS.md"
+
+
+def _analysis() -> list[str]:
+    """The hand-written reading of the last full run (bench/ANALYSIS.md): which hop
+    holds each missed target back, the profile that shows it, what would move it."""
+    if not ANALYSIS.exists():
+        return []
+    return [ANALYSIS.read_text().rstrip(), ""]
 
 
 def _header(docs: dict[str, Document]) -> list[str]:

@@ -70,6 +70,10 @@ class PipelineSettings:
     sync_retention_days: int = 7
     dedupe_window_s: int = 300
     dedupe_max_per_partition: int = 200_000
+    """Dedupe entries a sequencer partition keeps (about 400 bytes each). The window
+    holds its span up to this / dedupe_window_s sends per second per partition;
+    past that the oldest entries go early, counted in
+    imstream_dedupe_evicted_early_total and warned in the log."""
     max_body_bytes: int = 32_768
     max_group_size: int = 10_000
     read_diffusion_threshold: int = 2_000
@@ -94,6 +98,10 @@ class WorkerSettings:
     health_host: str = "127.0.0.1"
     health_port: int = 8081
     """0 picks a free port (logged at start); -1 serves no health endpoint."""
+    instance_id: str = ""
+    """A stable name unique to this worker (a pod or host name): its stages join
+    their groups as static members, so a restart within the session timeout gets
+    the same partitions back without a rebalance. Empty: dynamic membership."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +125,13 @@ class MetricsSettings:
     enabled: bool = True
     """Prometheus metrics on /metrics of every process, and the per-hop timestamps
     records carry for them (header ``imstream.t``); 0 turns both off."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSettings:
+    event_loop: str = "uvloop"
+    """The worker's and the gateway's event loop: ``uvloop`` (when installed) or
+    ``asyncio`` (the standard one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +166,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    process: ProcessSettings = field(default_factory=ProcessSettings)
     stack: StackSettings = field(default_factory=StackSettings)
 
     @classmethod
@@ -224,6 +240,10 @@ class Settings:
             (self.pipeline.batch_max_records >= 1, "PIPELINE_BATCH_MAX_RECORDS must be >= 1"),
             (self.gateway.push_queue_size >= 1, "GATEWAY_PUSH_QUEUE_SIZE must be >= 1"),
             (self.gateway.store_timeout_s > 0, "GATEWAY_STORE_TIMEOUT_S must be > 0"),
+            (
+                self.process.event_loop in ("uvloop", "asyncio"),
+                "PROCESS_EVENT_LOOP must be uvloop or asyncio",
+            ),
             (
                 1_024 <= self.pipeline.max_record_bytes <= 1_047_552,
                 "PIPELINE_MAX_RECORD_BYTES must be between 1024 and 1047552 (1 MiB - 1 KiB)",

@@ -7,7 +7,9 @@ partition it keeps:
   (``<group>.<topic>.<partition>``): starting it fences any zombie that still
   holds the partition and aborts that zombie's open transaction;
 * the partition's state, restored from the stage's compacted changelog topic
-  (same partition number) before the first record is processed;
+  (same partition number) before the first record is processed: in a task of
+  its own after the rebalance callback (the partition is paused until then), so
+  a long restore never holds up the group or the other partitions;
 * a processor: the pure logic that turns records into output records.
 
 Each batch of a partition is one transaction: the output records, the changed
@@ -20,9 +22,11 @@ leaves either all of it or none of it visible to ``read_committed`` readers,
 and the replacement resumes from the committed offset with the state that
 belongs to it. Any Kafka error inside a transaction closes the partition and
 opens it again the same way; a partition that cannot be opened (the broker is
-restarting) stays closed and is retried every second, its records skipped
-meanwhile and fetched again from the committed offset when it opens. Kafka
-errors never stop the stage. (aiokafka's TxnOffsetCommit carries no group
+restarting) stays closed and is retried with backoff, shown as stalled, its
+records fetched again from the committed offset when it opens. A record whose
+output or state could never be written is dead-lettered instead (its state
+changes undone), and a transaction ends once its output passes the configured
+bounds. Kafka errors never stop the stage. (aiokafka's TxnOffsetCommit carries no group
 generation, so fencing must come from per-partition transactional ids.)
 """
 
@@ -54,7 +58,8 @@ MAX_RETRY_S = 10.0
 FENCED_RETRY_S = 5.0  # > a heartbeat interval: if the group moved on, the revocation comes first
 COMMIT_GRACE_S = 5.0  # past transaction_timeout_ms, a transaction is given up
 STOP_S = 10.0
-SETTLE_S = 10.0  # how long a revocation waits for a partition's transaction in flight
+SETTLE_S = 10.0
+REBALANCE_TIMEOUT_MS = 60_000  # how long a revocation waits for a partition's transaction in flight
 
 Headers = list[tuple[str, bytes]]
 
@@ -134,6 +139,7 @@ class TransactionalStage:
         # failed): when to try again, why, and how many times in a row
         self._closed: dict[TopicPartition, float] = {}
         self._stalled: dict[TopicPartition, tuple[str, int]] = {}
+        self._opening: dict[TopicPartition, asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._failure: Exception | None = None
@@ -141,10 +147,15 @@ class TransactionalStage:
         self.processed = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
+        instance = self.settings.worker.instance_id
         self._consumer = kafka.consumer(
             self.settings,
             group_id=self.group_id,
             max_poll_records=self.settings.pipeline.batch_max_records,
+            # callbacks only park and pause (restores run after them): a minute is ample
+            rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
+            # static membership: a restarted worker gets its partitions back
+            group_instance_id=f"{instance}.{self.spec.name}" if instance else None,
         )
         self._consumer.subscribe([self.spec.input.name], listener=_Listener(self))
         await self._consumer.start()
@@ -225,12 +236,13 @@ class TransactionalStage:
             await self._transact(part, records)
 
     def _raise_failed(self) -> None:
-        """A task that ended with anything but a Kafka error (handled inside it) is a
-        bug in a processor: stop the stage with it, as a synchronous loop would."""
+        """A partition's task (or its opening) that ended with anything but a Kafka
+        error (handled inside it) is a bug: stop the stage with it, as a synchronous
+        loop would."""
         if self._failure is not None:
             raise self._failure
-        for part in self._parts.values():
-            task = part.task
+        tasks = [part.task for part in self._parts.values()] + list(self._opening.values())
+        for task in tasks:
             if task is not None and task.done() and not task.cancelled():
                 exc = task.exception()
                 if exc is not None:
@@ -385,7 +397,25 @@ class TransactionalStage:
             if tp not in assigned:
                 del self._closed[tp]
             elif when <= now:
-                await self._try_open(tp)
+                self._schedule_open(tp)
+
+    def _schedule_open(self, tp: TopicPartition) -> None:
+        """Open ``tp`` in a task of its own (a restore can take long: never inside a
+        rebalance callback, never holding up the other partitions). The consumer
+        fetches nothing for it until it is open."""
+        assert self._consumer is not None
+        self._closed.pop(tp, None)
+        if tp in self._consumer.assignment():
+            self._consumer.pause(tp)
+        opening = self._opening.get(tp)
+        if opening is None or opening.done():
+            self._opening[tp] = asyncio.create_task(self._try_open(tp), name=f"open:{tp}")
+
+    async def _cancel_opening(self, tp: TopicPartition) -> None:
+        opening = self._opening.pop(tp, None)
+        if opening is not None and not opening.done():
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
 
     async def _try_open(self, tp: TopicPartition) -> None:
         """Open ``tp``; if Kafka is not up to it (say, the broker is restarting), leave
@@ -494,6 +524,8 @@ class TransactionalStage:
         return True
 
     async def _close_all(self) -> None:
+        for tp in list(self._opening):
+            await self._cancel_opening(tp)
         for tp in list(self._parts):
             await self._park(tp)
         self._parked.clear()
@@ -501,6 +533,7 @@ class TransactionalStage:
     async def revoked(self, tps: list[TopicPartition]) -> None:
         async with self._lock:
             for tp in tps:
+                await self._cancel_opening(tp)
                 await self._park(tp)
                 self._closed.pop(tp, None)
                 self._stalled.pop(tp, None)
@@ -510,7 +543,7 @@ class TransactionalStage:
             for tp in set(self._parked) - set(tps):
                 del self._parked[tp]
             for tp in tps:
-                await self._try_open(tp)
+                self._schedule_open(tp)
 
 
 async def _stop(producer: AIOKafkaProducer) -> None:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from pipeline.cli import loop
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 
@@ -69,14 +70,14 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
 
     every = agents_worker.AGENTS
     agents = tuple(a.strip() for a in args.agents.split(",")) if args.agents else every
-    asyncio.run(agents_worker.main(settings, agents))
+    loop.run(settings, agents_worker.main(settings, agents))
     return 0
 
 
 def gateway(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.gateway import app
 
-    asyncio.run(app.main(settings))
+    loop.run(settings, app.main(settings))
     return 0
 
 

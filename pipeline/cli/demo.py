@@ -18,6 +18,7 @@ from dataclasses import replace
 from agents.worker import Worker
 from infra import stack
 from pipeline.cli.push_demo import push_demo
+from pipeline.log.topics import catalogue
 from pipeline.read import history, sync_timeline
 from pipeline.read.sync_timeline import SyncEntry
 from pipeline.sdk.producer import Producer, message
@@ -28,9 +29,29 @@ USERS = ("alice", "bob", "carol", "dave")
 WAIT_S = 60.0
 
 
+def topology(settings: Settings) -> str:
+    """The stages and topics a message crosses (names as this stack has them)."""
+    t = catalogue(settings)
+    return "\n".join(
+        [
+            "\nthe pipeline (one worker runs every agent; `imstream worker --agents` splits them):",
+            f"  {t.messages.name} ─ sequencer ─┬─ {t.timeline.name} ─ store ─► ClickHouse messages",
+            f"  {' ' * len(t.messages.name)}              ├─ {t.roster.name} (the roster:"
+            " gateways check senders here)",
+            f"  {' ' * len(t.messages.name)}              └─ {t.sync.name} ─ sync ─ {t.inbox.name}"
+            " ─┬─ sync-store ─► ClickHouse sync_timeline",
+            f"  {' ' * (len(t.messages.name) + len(t.sync.name) + len(t.inbox.name) + 29)}"
+            f"└─ push ─► {t.push('<gateway>').name} ─► devices",
+            "  one transaction per partition in the sequencer (seq, roster, every delivery)"
+            " and one in sync (sync_seq); push reads sync's output before it commits",
+        ]
+    )
+
+
 async def main(settings: Settings) -> int:
     for line in await asyncio.to_thread(stack.up, settings):
         print(line)
+    print(topology(settings))
     settings = settings.replace(worker=replace(settings.worker, health_port=-1))
     stopping = asyncio.Event()
     worker = asyncio.create_task(Worker(settings).run(stopping))

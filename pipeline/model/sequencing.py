@@ -110,17 +110,22 @@ class Sequencer:
         after: list[str] = self.state.get(members_key(command.conversation_id), [])
         return Accepted(event, recipients(event, before, after, was_large))
 
-    def expire(self, now_ms: int) -> int:
-        """Forget dedupe entries older than the window, and the oldest beyond
-        ``dedupe_max`` (memory stays bounded under any rate); return how many."""
+    def expire(self, now_ms: int) -> tuple[int, int]:
+        """Forget dedupe entries older than the window (``now_ms - window`` or before:
+        the window is that many milliseconds, so ``window * rate`` entries hold it at
+        a steady rate); return how many, and how many
+        younger ones went too because there were more than ``dedupe_max`` (memory
+        stays bounded at any rate: past ``dedupe_max / window`` sends per second the
+        window is shorter than the setting, and the caller says so)."""
         horizon = now_ms - self.dedupe_window_ms
-        expired = 0
+        expired = early = 0
         order = self._dedupe_order
-        while order and (order[0][0] < horizon or len(order) > self.dedupe_max):
-            _, key = self._dedupe_order.popleft()
+        while order and (order[0][0] <= horizon or len(order) > self.dedupe_max):
+            ts, key = order.popleft()
             self.state.delete(key)
             expired += 1
-        return expired
+            early += ts > horizon
+        return expired, early
 
     def _large(self, command: Command, conv: list[Any]) -> bool:
         """Whether the conversation is large at this (accepted) command: sticky once

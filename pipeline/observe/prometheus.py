@@ -6,7 +6,7 @@ registered at import time). Names and labels, all prefixed ``imstream_``:
 stages      stage_records_in_total / stage_records_out_total {stage, partition}
             stage_batch_records {stage}, stage_transaction_seconds {stage, partition}
             stage_reopens_total {stage, partition, reason}, stage_restore_seconds {stage}
-            dead_letters_total {agent, kind}
+            dead_letters_total {agent, kind}, dedupe_evicted_early_total
 sinks       sink_rows_total, sink_insert_seconds, sink_retries_total,
             sink_last_success_timestamp_seconds {sink}
 push        push_records_total {kind}: records the push agent copied to gateways
@@ -87,6 +87,11 @@ class PrometheusSensor(Sensor):
             "imstream_stage_restore_seconds", "Restoring a partition's state from its changelog",
             ["stage"], buckets=DURATION_BUCKETS, registry=r,
         )  # fmt: skip
+        self.dedupe_early = Counter(
+            "imstream_dedupe_evicted_early",
+            "Dedupe entries dropped before the window ended (more than the count bound)",
+            registry=r,
+        )  # fmt: skip
         self.task_deaths = Counter(
             "imstream_task_deaths", "Supervised background tasks that ended and were restarted",
             ["task"], registry=r,
@@ -160,6 +165,9 @@ class PrometheusSensor(Sensor):
 
     def on_task_death(self, task: str) -> None:
         self.task_deaths.labels(task).inc()
+
+    def on_dedupe_evicted_early(self, entries: int) -> None:
+        self.dedupe_early.inc(entries)
 
     # ------------------------------------------------ sinks
     def on_insert(self, sink: str, rows: int, seconds: float) -> None:

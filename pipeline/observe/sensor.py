@@ -34,6 +34,9 @@ class Sensor:
     def on_restore(self, stage: str, partition: int, seconds: float, keys: int) -> None:
         """A partition's state was restored from its changelog."""
 
+    def on_dedupe_evicted_early(self, entries: int) -> None:
+        """Dedupe entries dropped before their window ended (over the count bound)."""
+
     def on_task_death(self, task: str) -> None:
         """A supervised background task ended and is being restarted."""
 

@@ -121,16 +121,38 @@ def test_dedupe_index_survives_restore_from_changelog() -> None:
     assert not list(again.state.items("d/"))
 
 
-def test_dedupe_memory_is_bounded_by_count_too() -> None:
+def test_dedupe_memory_is_bounded_by_count_too_and_says_so() -> None:
     s = Sequencer(StateStore(), dedupe_window_ms=10_000, max_group_size=4, dedupe_max=3)
     s.apply(create(), 0)
     for i in range(5):
         accepted(s.apply(send("alice", f"m{i}"), 100 + i))
-    s.expire(now_ms=200)
+    # two entries still inside their window had to go: counted as early
+    assert s.expire(now_ms=200) == (2, 2)
     assert len(list(s.state.items("d/"))) == 3
     # the oldest were forgotten first: m0 is new again, m4 still a duplicate
     assert isinstance(s.apply(send("alice", "m4"), 210), Duplicate)
     accepted(s.apply(send("alice", "m0"), 210))
+
+
+def test_the_window_holds_its_span_at_the_rate_its_bound_is_sized_for() -> None:
+    """A 2 s window sized for 100 sends/s (200 entries): at 100/s, a repeat 1.9 s
+    later is still caught, and nothing goes early; at 200/s it would not be."""
+    s = Sequencer(StateStore(), dedupe_window_ms=2_000, max_group_size=4, dedupe_max=200)
+    s.apply(create(), 0)
+    first = accepted(s.apply(send("alice", "m0"), 0)).event
+    for i in range(1, 400):  # 4 s at 100/s, expiring after every batch of 10
+        t = i * 10
+        accepted(s.apply(send("alice", f"m{i}"), t))
+        if i % 10 == 0:
+            assert s.expire(now_ms=t)[1] == 0
+        if i == 190:
+            assert s.apply(send("alice", "m0"), t) == Duplicate(first.seq)
+    fast = Sequencer(StateStore(), dedupe_window_ms=2_000, max_group_size=4, dedupe_max=200)
+    fast.apply(create(), 0)
+    for i in range(400):  # 2 s at 200/s
+        accepted(fast.apply(send("alice", f"m{i}"), i * 5))
+    # at 2,000 ms the window holds the 399 sends after 0 ms: 200 kept, 199 gone early
+    assert fast.expire(now_ms=2_000) == (200, 199)
 
 
 def large_flags(s: Sequencer, commands: list[object]) -> list[bool]:
