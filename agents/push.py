@@ -205,7 +205,7 @@ class PushAgent:
         if not len(writer):
             return
         try:
-            sent = len(await writer.send())
+            sent = await writer.flush()
             self.pushed += sent
             self.sensor.on_pushed(kind, sent)
         except KafkaError as exc:

@@ -197,7 +197,7 @@ class ClickHouseSink(Generic[R]):
                 headers = dead_letter_headers(record, self.name, reason)
                 writer.add(self.dead_letter.name, record.key, record.value or b"", headers)
             try:
-                await writer.send()
+                await writer.flush()
             except KafkaError as exc:
                 if stopping.is_set():
                     return False

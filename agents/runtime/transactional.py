@@ -58,8 +58,9 @@ MAX_RETRY_S = 10.0
 FENCED_RETRY_S = 5.0  # > a heartbeat interval: if the group moved on, the revocation comes first
 COMMIT_GRACE_S = 5.0  # past transaction_timeout_ms, a transaction is given up
 STOP_S = 10.0
-SETTLE_S = 10.0
-REBALANCE_TIMEOUT_MS = 60_000  # how long a revocation waits for a partition's transaction in flight
+SETTLE_S = 10.0  # how long a revocation waits for a partition's transaction in flight
+REBALANCE_TIMEOUT_MS = 60_000
+HEADROOM_BYTES = 4_096  # headers of a stage's records are far smaller than this
 
 Headers = list[tuple[str, bytes]]
 
@@ -317,7 +318,8 @@ class TransactionalStage:
         limit = self.settings.pipeline.max_record_bytes
         for topic, key, value, headers in out.records[since:]:
             size = (len(key) if key else 0) + (len(value) if value else 0)
-            size += sum(len(k) + len(v) for k, v in headers or ())
+            if size > limit - HEADROOM_BYTES:  # headers are small: count them only here
+                size += sum(len(k) + len(v) for k, v in headers or ())
             if size > limit:
                 return f"its output to {topic} would be a {size:,}-byte record (limit {limit:,})"
         for name in state.since_savepoint():
@@ -385,7 +387,7 @@ class TransactionalStage:
         changelog = self.spec.changelog.name
         for state_key, state_value in part.state.changelog():
             writer.add(changelog, state_key, state_value, partition=part.tp.partition)
-        await writer.send()
+        await writer.flush()
         await producer.send_offsets_to_transaction({part.tp: next_offset}, self.group_id)
         await producer.commit_transaction()
 

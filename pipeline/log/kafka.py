@@ -228,15 +228,7 @@ class BatchWriter:
 
     async def send(self) -> list[Placed]:
         """Send every record; once the broker has them all, where each one went."""
-        sent: dict[tuple[str, int], list[Sent]] = {}
-        for (topic, partition), records in self._records.items():
-            if len(records) < self.SHARED_BELOW:
-                sent[(topic, partition)] = [
-                    (await self.producer.send(topic, v, k, partition=partition, headers=h), (0,))
-                    for k, v, h in records
-                ]
-            else:
-                sent[(topic, partition)] = await self._send_batches(topic, partition, records)
+        sent = await self._send_all()
         offsets: dict[tuple[str, int], list[int]] = {}
         for tp, entries in sent.items():
             found = offsets[tp] = []
@@ -246,6 +238,29 @@ class BatchWriter:
         placed = [Placed(tp[0], tp[1], offsets[tp][i]) for tp, i in self._placed]
         self._records, self._placed = {}, []
         return placed
+
+    async def flush(self) -> int:
+        """Send every record and wait until the broker has them all; how many. Like
+        ``send`` without saying where each went (a stage's hot path never asks)."""
+        count = len(self._placed)
+        sent = await self._send_all()
+        for entries in sent.values():
+            for future, _ in entries:
+                await future
+        self._records, self._placed = {}, []
+        return count
+
+    async def _send_all(self) -> dict[tuple[str, int], list[Sent]]:
+        sent: dict[tuple[str, int], list[Sent]] = {}
+        for (topic, partition), records in self._records.items():
+            if len(records) < self.SHARED_BELOW:
+                sent[(topic, partition)] = [
+                    (await self.producer.send(topic, v, k, partition=partition, headers=h), (0,))
+                    for k, v, h in records
+                ]
+            else:
+                sent[(topic, partition)] = await self._send_batches(topic, partition, records)
+        return sent
 
     async def _send_batches(self, topic: str, partition: int, records: list[Record]) -> list[Sent]:
         """The records as full batches, each with the records' offsets within it."""
