@@ -60,6 +60,7 @@ COMMIT_GRACE_S = 5.0  # past transaction_timeout_ms, a transaction is given up
 STOP_S = 10.0
 SETTLE_S = 10.0  # how long a revocation waits for a partition's transaction in flight
 REBALANCE_TIMEOUT_MS = 60_000
+ABANDON_WAIT_S = 30.0  # how long a revocation waits for an opening to wind down
 HEADROOM_BYTES = 4_096  # headers of a stage's records are far smaller than this
 
 Headers = list[tuple[str, bytes]]
@@ -141,6 +142,7 @@ class TransactionalStage:
         self._closed: dict[TopicPartition, float] = {}
         self._stalled: dict[TopicPartition, tuple[str, int]] = {}
         self._opening: dict[TopicPartition, asyncio.Task[None]] = {}
+        self._abandoned: set[TopicPartition] = set()
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._failure: Exception | None = None
@@ -413,11 +415,23 @@ class TransactionalStage:
         if opening is None or opening.done():
             self._opening[tp] = asyncio.create_task(self._try_open(tp), name=f"open:{tp}")
 
-    async def _cancel_opening(self, tp: TopicPartition) -> None:
+    async def _abandon_opening(self, tp: TopicPartition) -> None:
+        """Stop opening ``tp`` (revoked, or the stage stops): the opening notices at
+        its next step and closes what it started. Cancelling it instead could cut a
+        client's connect in half and leave the connection open."""
         opening = self._opening.pop(tp, None)
-        if opening is not None and not opening.done():
+        if opening is None or opening.done():
+            return
+        self._abandoned.add(tp)
+        try:
+            await asyncio.wait_for(asyncio.shield(opening), ABANDON_WAIT_S)
+        except TimeoutError:
             opening.cancel()
             await asyncio.gather(opening, return_exceptions=True)
+        except Exception:  # noqa: BLE001, S110 (its own error: _raise_failed had its chance)
+            pass
+        finally:
+            self._abandoned.discard(tp)
 
     async def _try_open(self, tp: TopicPartition) -> None:
         """Open ``tp``; if Kafka is not up to it (say, the broker is restarting), leave
@@ -426,6 +440,8 @@ class TransactionalStage:
         self._closed.pop(tp, None)
         try:
             await self._open(tp)
+        except _Abandoned:
+            log.info("%s: stopped opening %s (no longer ours, or stopping)", self.spec.name, tp)
         except KafkaError as exc:
             log.warning("%s: cannot open %s yet (%r); retrying", self.spec.name, tp, exc)
             self.sensor.on_reopen(self.spec.name, tp.partition, "open_failed")
@@ -444,6 +460,7 @@ class TransactionalStage:
                 state = parked[0]
             else:
                 state = await self._restore(tp.partition)
+            self._check_abandoned(tp)
         except BaseException:
             await _stop(producer)
             raise
@@ -456,6 +473,10 @@ class TransactionalStage:
             "%s: opened %s at offset %d (%d state keys)", self.spec.name, tp, committed, len(state)
         )
 
+    def _check_abandoned(self, tp: TopicPartition) -> None:
+        if tp in self._abandoned:
+            raise _Abandoned
+
     async def _restore(self, partition: int) -> StateStore:
         started = time.perf_counter()
         state = StateStore()
@@ -467,6 +488,7 @@ class TransactionalStage:
             end = (await reader.end_offsets([tp]))[tp]
             await reader.seek_to_beginning(tp)
             while await reader.position(tp) < end:
+                self._check_abandoned(TopicPartition(self.spec.input.name, partition))
                 batch = await reader.getmany(tp, timeout_ms=500, max_records=10_000)
                 for record in batch.get(tp, []):
                     state.restore(record.key, record.value)
@@ -526,19 +548,20 @@ class TransactionalStage:
         return True
 
     async def _close_all(self) -> None:
-        for tp in list(self._opening):
-            await self._cancel_opening(tp)
-        for tp in list(self._parts):
-            await self._park(tp)
+        """Every partition at once (each may wait for its transaction or producer)."""
+        await asyncio.gather(*(self._abandon_opening(tp) for tp in list(self._opening)))
+        await asyncio.gather(*(self._park(tp) for tp in list(self._parts)))
         self._parked.clear()
 
     async def revoked(self, tps: list[TopicPartition]) -> None:
         async with self._lock:
-            for tp in tps:
-                await self._cancel_opening(tp)
-                await self._park(tp)
-                self._closed.pop(tp, None)
-                self._stalled.pop(tp, None)
+            await asyncio.gather(*(self._revoke(tp) for tp in tps))
+
+    async def _revoke(self, tp: TopicPartition) -> None:
+        await self._abandon_opening(tp)
+        await self._park(tp)
+        self._closed.pop(tp, None)
+        self._stalled.pop(tp, None)
 
     async def assigned(self, tps: list[TopicPartition]) -> None:
         async with self._lock:
@@ -546,6 +569,10 @@ class TransactionalStage:
                 del self._parked[tp]
             for tp in tps:
                 self._schedule_open(tp)
+
+
+class _Abandoned(Exception):  # not an error: an opening was called off
+    """An opening noticed it was abandoned."""
 
 
 async def _stop(producer: AIOKafkaProducer) -> None:
