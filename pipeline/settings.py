@@ -129,9 +129,10 @@ class MetricsSettings:
 
 @dataclass(frozen=True, slots=True)
 class ProcessSettings:
-    event_loop: str = "uvloop"
-    """The worker's and the gateway's event loop: ``uvloop`` (when installed) or
-    ``asyncio`` (the standard one)."""
+    event_loop: str = "asyncio"
+    """The worker's and the gateway's event loop: ``asyncio`` (the standard one) or
+    ``uvloop`` (faster in the benchmark, see pipeline/cli/loop.py; not the default
+    while a worker can hang on shutdown after a broker restart under it)."""
 
 
 @dataclass(frozen=True, slots=True)
