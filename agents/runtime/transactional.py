@@ -255,14 +255,8 @@ class TransactionalStage:
         self, part: _Partition, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> None:
         tp = part.tp
-        # the consumer can hand out records again after we sought past them (a late
-        # offset reset on a new topic does that); what is committed is never redone
-        replayed = sum(1 for r in records if r.offset < part.committed)
-        if replayed:
-            log.info(
-                "%s: skipping %d already committed records of %s", self.spec.name, replayed, tp
-            )
-            records = [r for r in records if r.offset >= part.committed]
+        # no record below part.committed gets here: _enqueue takes each offset once,
+        # from the committed offset on
         while records:
             out, taken = self._process(part, records)
             batch, records = records[:taken], records[taken:]
@@ -428,8 +422,8 @@ class TransactionalStage:
         except TimeoutError:
             opening.cancel()
             await asyncio.gather(opening, return_exceptions=True)
-        except Exception:  # noqa: BLE001, S110 (its own error: _raise_failed had its chance)
-            pass
+        except Exception as exc:  # noqa: BLE001 (a bug in opening: the stage stops with it)
+            self._failure = exc
         finally:
             self._abandoned.discard(tp)
 

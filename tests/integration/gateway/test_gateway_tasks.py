@@ -22,7 +22,8 @@ async def get(http: aiohttp.ClientSession, server: TestServer, path: str) -> tup
 async def test_a_killed_task_shows_in_ready_and_is_restarted(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tasks, "FIRST_BACKOFF_S", 3.0)  # a window to see it down
+    # a window to see it down: the restart comes 8-12 s later (backoff with jitter)
+    monkeypatch.setattr(tasks, "FIRST_BACKOFF_S", 10.0)
     gateway = Gateway(settings)
     server = TestServer(gateway.app())
     await server.start_server()
@@ -45,7 +46,7 @@ async def test_a_killed_task_shows_in_ready_and_is_restarted(
             }
             assert health["roster"]["loaded"]
             status, _ = await eventually(
-                lambda: get(http, server, "/ready"), lambda r: r[0] == 200, within=10
+                lambda: get(http, server, "/ready"), lambda r: r[0] == 200, within=20
             )
             assert status == 200
             _, health = await get(http, server, "/health")
