@@ -7,6 +7,17 @@ copied, as it is, to that gateway's ``im.push.<gateway>``. Push is the fast
 path and best effort: the agent never waits on a gateway, and a device that
 misses an entry notices the gap in ``sync_seq`` and pulls.
 
+A gap is only noticed when a later entry arrives, so a handover must not skip
+entries: the last entry of a quiet conversation would wait for the next one.
+Two rules keep every entry pushed at least once while a gateway is live:
+
+- a partition the group has never committed is anchored (its position, the
+  newest entry, committed at once), so the next owner after a kill -9 resumes
+  from the group's offset, never from "the newest" again;
+- the agent reads no entry before it has read presence to the end, so a
+  restarted agent does not mistake "not loaded yet" for "no one online" (which
+  skips to the end of the topic).
+
 Large groups (read diffusion) have no sync entries for their messages: the
 agent also reads ``im.timeline`` (its own consumer group, from the newest
 records) and copies every event of a large group, in log order, to every live
@@ -53,6 +64,7 @@ class PushAgent:
         self.topics = catalogue(settings)
         self.group_id = f"{settings.topics.prefix}imstream.push"
         self.presence = PresenceTable()
+        self.presence_loaded = asyncio.Event()
         self.tasks = Supervisor("push", self.sensor.on_task_death)
         self.pushed = 0
         self._partitions: list[int] = []
@@ -96,13 +108,41 @@ class PushAgent:
         await consumer.start()
         try:
             await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
             while True:
                 batch = await consumer.getmany(timeout_ms=200)
                 for records in batch.values():
                     for record in records:
                         self.presence.apply(record.key or b"", record.value)
+                if not self.presence_loaded.is_set() and all(
+                    [await consumer.position(tp) >= end for tp, end in ends.items()]
+                ):
+                    self.presence_loaded.set()
         finally:
             await consumer.stop()
+
+    async def _anchor(self, consumer: AIOKafkaConsumer, anchored: set[TopicPartition]) -> None:
+        """Commit the position of every newly assigned partition the group has never
+        committed (see the module docstring); ``anchored`` remembers what was checked."""
+        anchored &= consumer.assignment()
+        for tp in consumer.assignment() - anchored:
+            try:
+                if await consumer.committed(tp) is None:
+                    await consumer.commit({tp: await consumer.position(tp)})
+            except KafkaError as exc:  # a rebalance under way: checked again next time
+                log.info("push: anchoring %s deferred: %r", tp, exc)
+                return
+            anchored.add(tp)
+
+    async def _presence_loaded(self, stopping: asyncio.Event) -> bool:
+        """Wait until presence is read to its end (or the agent stops): False if stopping."""
+        waits = [asyncio.ensure_future(e.wait()) for e in (self.presence_loaded, stopping)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        return not stopping.is_set()
 
     async def _push(self, stopping: asyncio.Event) -> None:
         """New entries to the gateways of their users, read *before* the sync stage's
@@ -124,12 +164,16 @@ class PushAgent:
             isolation_level="read_uncommitted",
         )
         producer = kafka.producer(self.settings, acks=1, enable_idempotence=False, linger_ms=0)
+        if not await self._presence_loaded(stopping):
+            return
         await producer.start()
         await consumer.start()
+        anchored: set[TopicPartition] = set()
         try:
             while not stopping.is_set():
                 await self._idle_unless_someone_is_online("inbox", consumer)
                 batch = await consumer.getmany(timeout_ms=200, max_records=2_000)
+                await self._anchor(consumer, anchored)
                 self._partitions = sorted(tp.partition for tp in consumer.assignment())
                 writer = kafka.BatchWriter(producer, {})
                 now = _now_ms()
@@ -159,13 +203,17 @@ class PushAgent:
             auto_offset_reset="latest",
         )
         producer = kafka.producer(self.settings, acks=1, enable_idempotence=False, linger_ms=0)
+        if not await self._presence_loaded(stopping):
+            return
         await producer.start()
         await consumer.start()
         kind = [(PUSH_KIND_HEADER, PUSH_KIND_TIMELINE)]
+        anchored: set[TopicPartition] = set()
         try:
             while not stopping.is_set():
                 await self._idle_unless_someone_is_online("timeline", consumer)
                 batch = await consumer.getmany(timeout_ms=200, max_records=2_000)
+                await self._anchor(consumer, anchored)
                 self._broadcast_partitions = sorted(tp.partition for tp in consumer.assignment())
                 large = [r for records in batch.values() for r in records if is_large(r.value)]
                 if not large:
@@ -193,7 +241,7 @@ class PushAgent:
         if not self.presence.any_live(_now_ms()):
             consumer.pause(*assigned)
             self._idle[name] = True
-        elif self._idle.get(name):
+        elif self._idle.get(name) and assigned:
             await consumer.seek_to_end(*assigned)
             consumer.resume(*assigned)
             self._idle[name] = False

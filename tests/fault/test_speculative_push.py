@@ -93,7 +93,11 @@ async def test_devices_never_apply_an_entry_that_a_kill_changed(
         stopping.set()
         await asyncio.gather(*tasks)
         gateway.close()
-    assert caught_up, {u: (devices[u].cursor, heads[u]) for u in WATCHED}
+    assert caught_up, {
+        u: f"cursor {d.cursor} of {heads[u]}: {d.pulls} pulls, {d.pushed_applied} pushed, "
+        f"behind {d.behind}"
+        for u, d in devices.items()
+    }
     pushed = 0
     for user, device in devices.items():
         seqs = [e["sync_seq"] for e in device.entries]

@@ -107,7 +107,9 @@ async def test_metrics_count_what_was_sent_and_time_every_hop(
         w = await eventually(
             stored,
             lambda s: (
+                # the two sinks write independently: wait for both
                 s.value("imstream_sink_rows_total", sink="sync-store") >= entries
+                and s.value("imstream_sink_rows_total", sink="store") >= events
                 and s.value("imstream_dead_letters_total") >= 2
             ),
             within=60,
