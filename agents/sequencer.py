@@ -30,7 +30,7 @@ from pipeline.model.events import (
     limits_from,
 )
 from pipeline.model.roster import facts as roster_facts
-from pipeline.model.sequencing import Accepted, Duplicate, Sequencer
+from pipeline.model.sequencing import STATE_SETS, Accepted, Duplicate, Sequencer
 from pipeline.model.state import StateStore
 from pipeline.observe.sensor import Sensor
 from pipeline.settings import Settings
@@ -109,4 +109,5 @@ def stage(settings: Settings, topics: Topics, sensor: Sensor | None = None) -> S
         changelog=topics.sequencer_state,
         dead_letter=topics.dead_letter,
         make_processor=lambda state: SequencerProcessor(settings, topics, state, sensor),
+        state_sets=STATE_SETS,
     )

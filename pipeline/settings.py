@@ -100,8 +100,14 @@ class WorkerSettings:
     """0 picks a free port (logged at start); -1 serves no health endpoint."""
     instance_id: str = ""
     """A stable name unique to this worker (a pod or host name): its stages join
-    their groups as static members, so a restart within the session timeout gets
-    the same partitions back without a rebalance. Empty: dynamic membership."""
+    their groups as static members, so a restart within the session timeout (45 s
+    then, not 10 s) gets the same partitions back without a rebalance; a crashed
+    worker's partitions wait that long too. Empty: dynamic membership."""
+    state_dir: str = ""
+    """Where stages keep their state on disk, with the changelog offset it reflects
+    (agents/runtime/local_state.py), so a restart replays only the changelog past
+    it. Empty: ``<IMSTREAM_STACK_DIR>/state``; ``memory``: in memory only (every
+    opening replays the whole changelog)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +175,12 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     process: ProcessSettings = field(default_factory=ProcessSettings)
     stack: StackSettings = field(default_factory=StackSettings)
+
+    def state_root(self) -> Path | None:
+        """The directory of the stages' local state; None keeps it in memory only."""
+        if self.worker.state_dir == "memory":
+            return None
+        return Path(self.worker.state_dir) if self.worker.state_dir else self.stack.dir / "state"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -10,6 +10,7 @@ each other's data.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -57,12 +58,22 @@ async def settings(stack: Settings) -> AsyncIterator[Settings]:
     yield test_settings
     await kafka.delete_topics(test_settings, [t.name for t in topics])
     clickhouse.drop_database(test_settings, name)
+    drop_local_state(test_settings)
 
 
 def isolated(base: Settings, name: str) -> Settings:
-    """``base`` with topics prefixed by ``name.`` and the ClickHouse database ``name``."""
+    """``base`` with topics prefixed by ``name.``, the ClickHouse database ``name``, and
+    the stages' local state in a directory of its own (unless kept in memory)."""
+    root = base.state_root()
+    state_dir = "memory" if root is None else str(root / name)
     return base.replace(
         topics=replace(base.topics, prefix=f"{name}."),
         clickhouse=replace(base.clickhouse, database=name),
-        worker=replace(base.worker, health_port=0),
+        worker=replace(base.worker, health_port=0, state_dir=state_dir),
     )
+
+
+def drop_local_state(settings: Settings) -> None:
+    root = settings.state_root()
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)

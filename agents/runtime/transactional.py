@@ -44,6 +44,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, ProducerFenced
 
+from agents.runtime.local_state import Checkpoint, LocalState, LocalStateBusy
 from pipeline.log import kafka
 from pipeline.log.deadletter import dead_letter_headers
 from pipeline.log.topics import TopicSpec, catalogue
@@ -60,6 +61,9 @@ COMMIT_GRACE_S = 5.0  # past transaction_timeout_ms, a transaction is given up
 STOP_S = 10.0
 SETTLE_S = 10.0  # how long a revocation waits for a partition's transaction in flight
 REBALANCE_TIMEOUT_MS = 60_000
+# a static member is waited for this long before its partitions move: a restart
+# (a rolling deploy) fits in it; a crashed worker's partitions wait as long
+STATIC_SESSION_TIMEOUT_MS = 45_000
 ABANDON_WAIT_S = 30.0  # how long a revocation waits for an opening to wind down
 HEADROOM_BYTES = 4_096  # headers of a stage's records are far smaller than this
 
@@ -114,6 +118,12 @@ class _Partition:
     """Fetched, not yet in a transaction."""
     task: asyncio.Task[None] | None = None
     """Turns ``pending`` into transactions; None or done when the partition is idle."""
+    local: LocalState | None = None
+    """The state on disk, saved after each commit (None: in memory only)."""
+    changes: list[tuple[bytes, bytes | None]] = field(default_factory=list)
+    """The changelog records of the transaction in flight, and the changelog offset
+    after them: saved locally once it commits."""
+    changes_end: int = 0
 
     @property
     def busy(self) -> bool:
@@ -127,6 +137,8 @@ class StageSpec:
     changelog: TopicSpec
     dead_letter: TopicSpec
     make_processor: ProcessorFactory
+    state_sets: tuple[str, ...] = ()
+    """Key prefixes of set values in the state (see pipeline/model/state.py)."""
 
 
 class TransactionalStage:
@@ -148,6 +160,7 @@ class TransactionalStage:
         self._failure: Exception | None = None
         self._partitions = {t.name: t.partitions for t in catalogue(settings).all()}
         self.processed = 0
+        self.restored: dict[int, dict[str, int]] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
         instance = self.settings.worker.instance_id
@@ -159,6 +172,7 @@ class TransactionalStage:
             rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
             # static membership: a restarted worker gets its partitions back
             group_instance_id=f"{instance}.{self.spec.name}" if instance else None,
+            **({"session_timeout_ms": STATIC_SESSION_TIMEOUT_MS} if instance else {}),
         )
         self._consumer.subscribe([self.spec.input.name], listener=_Listener(self))
         await self._consumer.start()
@@ -185,9 +199,12 @@ class TransactionalStage:
 
     def status(self) -> dict[str, Any]:
         """Open partitions, records processed, lag (committed records not yet done),
-        and the partitions that are *stalled*: closed, retried with backoff, and why."""
+        and the partitions that are *stalled*: closed, retried with backoff, and why;
+        how each partition's state was last restored (records read from the local
+        store and from the changelog)."""
         return {
             "partitions": sorted(tp.partition for tp in self._parts),
+            "restored": {str(p): counts for p, counts in sorted(self.restored.items())},
             "processed": self.processed,
             "lag": sum(self.partition_lag().values()),
             "stalled": {
@@ -368,6 +385,7 @@ class TransactionalStage:
             self.sensor.on_reopen(self.spec.name, tp.partition, "transaction_failed")
             await self._drop(tp, why=f"transaction failed: {exc!r}")
         else:
+            self._save_local(part)
             part.state.commit()
             part.committed = next_offset
             self._stalled.pop(tp, None)
@@ -381,11 +399,27 @@ class TransactionalStage:
         for topic, key, value, headers in out.records:
             writer.add(topic, key, value, headers)
         changelog = self.spec.changelog.name
-        for state_key, state_value in part.state.changelog():
+        part.changes = part.state.changelog()
+        for state_key, state_value in part.changes:
             writer.add(changelog, state_key, state_value, partition=part.tp.partition)
         await writer.flush()
+        part.changes_end = writer.last_offsets.get((changelog, part.tp.partition), -1) + 1
         await producer.send_offsets_to_transaction({part.tp: next_offset}, self.group_id)
         await producer.commit_transaction()
+
+    def _save_local(self, part: _Partition) -> None:
+        """After a commit: its state changes to the local store. A store that fails
+        is given up (the partition goes on in memory; the store's checkpoint still
+        says what it holds, so the next restore is right either way)."""
+        if part.local is None or not part.changes:
+            return
+        try:
+            part.local.save(part.changes, part.changes_end)
+        except Exception as exc:  # noqa: BLE001 (disk full, I/O error: only costs time later)
+            log.warning(
+                "%s: local state of %s failed (%r); in memory only", self.spec.name, part.tp, exc
+            )
+            _close_local(part)
 
     async def _reopen_due(self) -> None:
         assert self._consumer is not None
@@ -436,7 +470,7 @@ class TransactionalStage:
             await self._open(tp)
         except _Abandoned:
             log.info("%s: stopped opening %s (no longer ours, or stopping)", self.spec.name, tp)
-        except KafkaError as exc:
+        except (KafkaError, LocalStateBusy) as exc:
             log.warning("%s: cannot open %s yet (%r); retrying", self.spec.name, tp, exc)
             self.sensor.on_reopen(self.spec.name, tp.partition, "open_failed")
             self._close(tp, f"cannot open: {exc!r}")
@@ -446,50 +480,118 @@ class TransactionalStage:
         producer = kafka.transactional_producer(
             self.settings, f"{self.group_id}.{tp.topic}.{tp.partition}"
         )
+        local = None
         try:
             await producer.start()
             committed = await self._consumer.committed(tp) or 0
             parked = self._parked.pop(tp, None)
             if parked is not None and parked[1] == committed:
-                state = parked[0]
+                state, how = parked[0], "kept"
+                local = self._local_state(tp.partition)
+                if local is not None:
+                    await asyncio.to_thread(local.open)  # saved up to the last commit
             else:
-                state = await self._restore(tp.partition)
+                state, local, how = await self._restore(tp.partition)
             self._check_abandoned(tp)
         except BaseException:
+            if local is not None:
+                local.close()
             await _stop(producer)
             raise
         self._parts[tp] = _Partition(
-            tp, producer, state, self.spec.make_processor(state), committed, fetched=committed
+            tp,
+            producer,
+            state,
+            self.spec.make_processor(state),
+            committed,
+            fetched=committed,
+            local=local,
         )
         self._consumer.seek(tp, committed)
         self._consumer.resume(tp)  # paused before it was dropped, perhaps
         log.info(
-            "%s: opened %s at offset %d (%d state keys)", self.spec.name, tp, committed, len(state)
+            "%s: opened %s at offset %d (%d state keys: %s)",
+            self.spec.name,
+            tp,
+            committed,
+            len(state),
+            how,
         )
+
+    def _local_state(self, partition: int) -> LocalState | None:
+        root = self.settings.state_root()
+        if root is None:
+            return None
+        owner = self.settings.worker.instance_id or "worker"
+        return LocalState(root / owner / self.group_id / str(partition))
 
     def _check_abandoned(self, tp: TopicPartition) -> None:
         if tp in self._abandoned:
             raise _Abandoned
 
-    async def _restore(self, partition: int) -> StateStore:
+    async def _restore(self, partition: int) -> tuple[StateStore, LocalState | None, str]:
+        """The partition's state: the local store's (if its checkpoint holds) and the
+        changelog past its checkpoint, or the whole changelog; the local store is
+        brought up to the end as it goes. Also says how, for the log."""
         started = time.perf_counter()
-        state = StateStore()
+        state = StateStore(self.spec.state_sets)
         tp = TopicPartition(self.spec.changelog.name, partition)
+        input_tp = TopicPartition(self.spec.input.name, partition)
+        local = self._local_state(partition)
         reader = kafka.consumer(self.settings, enable_auto_commit=False)
         reader.assign([tp])
+        loaded = replayed = 0
         try:
             await reader.start()
             end = (await reader.end_offsets([tp]))[tp]
-            await reader.seek_to_beginning(tp)
+            start = 0
+            if local is not None:
+                checkpoint = await asyncio.to_thread(local.open)
+                if checkpoint is not None and await self._holds(reader, tp, checkpoint, end):
+                    loaded = await asyncio.to_thread(_load, local, state)
+                    start = checkpoint.offset
+                elif checkpoint is not None:
+                    log.info("%s: local state of %s is stale: full restore", self.spec.name, tp)
+                    await asyncio.to_thread(local.wipe)
+            reader.seek(tp, start)
             while await reader.position(tp) < end:
-                self._check_abandoned(TopicPartition(self.spec.input.name, partition))
+                self._check_abandoned(input_tp)
                 batch = await reader.getmany(tp, timeout_ms=500, max_records=10_000)
-                for record in batch.get(tp, []):
+                records = batch.get(tp, [])
+                for record in records:
                     state.restore(record.key, record.value)
+                replayed += len(records)
+                if local is not None and records:
+                    changes = [(r.key, r.value) for r in records]
+                    await asyncio.to_thread(local.save, changes, records[-1].offset + 1)
+        except BaseException:
+            if local is not None:
+                local.close()
+            raise
         finally:
             await reader.stop()
         self.sensor.on_restore(self.spec.name, partition, time.perf_counter() - started, len(state))
-        return state
+        self.restored[partition] = {"local": loaded, "changelog": replayed}
+        how = f"{loaded} records from local state, {replayed} from the changelog"
+        return state, local, how
+
+    async def _holds(
+        self, reader: AIOKafkaConsumer, tp: TopicPartition, checkpoint: Checkpoint, end: int
+    ) -> bool:
+        """Whether the changelog still has the record the checkpoint names just before
+        its offset (see agents/runtime/local_state.py)."""
+        if not checkpoint.fresh or not 0 < checkpoint.offset <= end:
+            return False
+        reader.seek(tp, checkpoint.offset - 1)
+        while await reader.position(tp) < checkpoint.offset:
+            self._check_abandoned(TopicPartition(self.spec.input.name, tp.partition))
+            records = (await reader.getmany(tp, timeout_ms=500, max_records=1)).get(tp, [])
+            if records:
+                first = records[0]
+                return first.offset == checkpoint.offset - 1 and checkpoint.names(
+                    first.key, first.value
+                )
+        return False  # compacted away (the position moved past it)
 
     async def _drop(
         self, tp: TopicPartition, why: str | None = None, first_retry_s: float = RETRY_S
@@ -501,6 +603,7 @@ class TransactionalStage:
         if part is not None:
             part.pending.clear()
             await _stop(part.producer)
+            _close_local(part)
         if why is not None:
             self._close(tp, why, first_retry_s)
 
@@ -524,6 +627,7 @@ class TransactionalStage:
             self._parked[tp] = (part.state, part.committed)
         self._parts.pop(tp, None)
         await _stop(part.producer)
+        _close_local(part)
 
     async def _settled(self, part: _Partition) -> bool:
         """Wait for the partition's transaction in flight; True if the state is clean
@@ -604,3 +708,17 @@ def dead_letter(
     ``kind`` (a small fixed set: see EventError.kind) is what metrics count it by."""
     out.send(topic, record.key, record.value or b"", dead_letter_headers(record, stage, reason))
     out.dead_letters.append(kind)
+
+
+def _load(local: LocalState, state: StateStore) -> int:
+    count = 0
+    for key, value in local.records():
+        state.restore(key, value)
+        count += 1
+    return count
+
+
+def _close_local(part: _Partition) -> None:
+    if part.local is not None:
+        part.local.close()
+        part.local = None

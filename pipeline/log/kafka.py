@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.partitioner import murmur2
 from aiokafka.producer import sender
@@ -17,6 +19,9 @@ from aiokafka.producer import sender
 from pipeline.errors import ConfigError, StartTimeoutError
 from pipeline.log.topics import TopicSpec
 from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs' config_source of a topic's own override
 
 TOPIC_ALREADY_EXISTS = 36
 PRODUCER_MAX_BYTES = 1024 * 1024
@@ -88,7 +93,9 @@ async def admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
 
 
 async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[str]:
-    """Create the topics that are missing; return the names created.
+    """Create the topics that are missing; return the names created. An existing
+    topic gets the catalogue's configs (cleanup, retention, segments) where it
+    differs; its other overrides are kept.
 
     An existing topic with a different partition count is a ConfigError: keys
     would land on other partitions than the state that belongs to them.
@@ -106,6 +113,7 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[
                     f"topic {name} has {count} partitions, the catalogue says "
                     f"{wanted[name].partitions}; delete it or fix IMSTREAM_TOPICS_*_PARTITIONS"
                 )
+        await _align_configs(client, [wanted[n] for n in existing])
         missing = [wanted[n] for n in wanted if n not in existing]
         if missing:
             replicas = settings.topics.replication_factor
@@ -121,6 +129,54 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec]) -> list[
                     raise ConfigError(f"creating topic {name} failed with Kafka error {code}")
             await _wait_for_leaders(client, [s.name for s in missing])
         return [s.name for s in missing]
+
+
+async def _align_configs(client: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
+    """Set the catalogue's configs on existing topics where they differ (e.g. the
+    segment settings compacted topics got later: without them compaction never
+    reaches the active segment). AlterConfigs replaces a topic's whole set of
+    overrides, so the current ones are read first and kept."""
+    if not specs:
+        return
+    described = await client.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
+    )
+    overrides = {
+        name: entries
+        for response in described
+        for name, entries in topic_overrides(response).items()
+    }
+    changes = []
+    for spec in specs:
+        current = overrides.get(spec.name, {})
+        wanted = spec.config()
+        if all(current.get(k) == v for k, v in wanted.items()):
+            continue
+        diff = {k: f"{current.get(k)} -> {v}" for k, v in wanted.items() if current.get(k) != v}
+        log.warning("topic %s: configs set to the catalogue's: %s", spec.name, diff)
+        changes.append(
+            ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=current | wanted)
+        )
+    if not changes:
+        return
+    for response in await client.alter_configs(changes):
+        for code, message, _, name in response.resources:
+            if code != 0:
+                raise ConfigError(f"setting the configs of topic {name} failed: {code} {message}")
+
+
+def topic_overrides(response: Any) -> dict[str, dict[str, str]]:
+    """topic → its configs set on the topic itself, from a DescribeConfigs response
+    (version 0 flags defaults; later versions give each entry's source)."""
+    found = {}
+    for code, message, _, name, entries in response.resources:
+        if code != 0:
+            raise ConfigError(f"reading the configs of topic {name} failed: {code} {message}")
+        if response.API_VERSION == 0:
+            found[name] = {e[0]: e[1] for e in entries if not e[3]}
+        else:
+            found[name] = {e[0]: e[1] for e in entries if e[3] == DYNAMIC_TOPIC_CONFIG}
+    return found
 
 
 async def _wait_for_leaders(client: AIOKafkaAdminClient, names: list[str]) -> None:
@@ -208,6 +264,8 @@ class BatchWriter:
         self.partitions = partitions
         self._records: dict[tuple[str, int], list[Record]] = {}
         self._placed: list[tuple[tuple[str, int], int]] = []  # (partition, index in it)
+        self.last_offsets: dict[tuple[str, int], int] = {}
+        """After ``flush``: (topic, partition) → the offset of its last record."""
 
     def __len__(self) -> int:
         return len(self._placed)
@@ -244,9 +302,11 @@ class BatchWriter:
         ``send`` without saying where each went (a stage's hot path never asks)."""
         count = len(self._placed)
         sent = await self._send_all()
-        for entries in sent.values():
+        self.last_offsets = {}
+        for tp, entries in sent.items():
             for future, _ in entries:
-                await future
+                meta = await future
+            self.last_offsets[tp] = meta.offset + entries[-1][1][-1]
         self._records, self._placed = {}, []
         return count
 

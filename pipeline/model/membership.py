@@ -15,10 +15,12 @@ from pipeline.model.events import (
     TimelineEvent,
 )
 
+MEMBERS_PREFIX = "m/"
+
 
 def members_key(conversation_id: str) -> str:
     """The state key of a conversation's sorted member ids."""
-    return f"m/{conversation_id}"
+    return f"{MEMBERS_PREFIX}{conversation_id}"
 
 
 def members_after(command: Command, before: list[str]) -> list[str]:

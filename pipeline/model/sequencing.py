@@ -5,7 +5,8 @@ Pure logic over a :class:`~pipeline.model.state.StateStore` (one partition of
 what it returns. State keys:
 
     c/<conversation>                    [kind, last_seq, last_event_no, last_ts_ms, large]
-    m/<conversation>                    sorted member ids
+    m/<conversation>                    sorted member ids: a set, changelogged as one
+                                        record per member (a join writes O(1) bytes)
     d/<conversation>/<sender>/<cmid>    [seq, ts_ms]   (dedupe window)
 
 Read diffusion: a group becomes *large* at the event after which it has more
@@ -29,8 +30,10 @@ from pipeline.model.events import (
     MessageSent,
     TimelineEvent,
 )
-from pipeline.model.membership import members_key, recipients
+from pipeline.model.membership import MEMBERS_PREFIX, members_key, recipients
 from pipeline.model.state import StateStore
+
+STATE_SETS = (MEMBERS_PREFIX,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,7 @@ class Sequencer:
             if conv is not None:
                 return Rejected(f"conversation {command.conversation_id} already exists")
             conv = [command.kind, 0, 0, 0, False]
-            self.state.put(members_key(command.conversation_id), sorted(command.members))
+            self.state.set_replace(members_key(command.conversation_id), list(command.members))
         elif conv is None:
             return Rejected(f"unknown conversation {command.conversation_id}")
         else:
@@ -159,7 +162,7 @@ class Sequencer:
             return f"{command.user_id} is already a member of conversation {conv_id}"
         if len(members) >= self.max_group_size:
             return f"conversation {conv_id} is full ({self.max_group_size} members)"
-        self.state.put(members_key(conv_id), sorted([*members, command.user_id]))
+        self.state.set_add(members_key(conv_id), command.user_id)
         return None
 
     def _leave(self, command: MemberLeft, members: list[str]) -> str | None:
@@ -168,7 +171,7 @@ class Sequencer:
             return f"{command.actor_id} is not a member of conversation {conv_id}"
         if command.user_id not in members:
             return f"{command.user_id} is not a member of conversation {conv_id}"
-        self.state.put(members_key(conv_id), [m for m in members if m != command.user_id])
+        self.state.set_discard(members_key(conv_id), command.user_id)
         return None
 
     def _dedupe_key(self, command: MessageSent) -> str:
