@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,7 +29,7 @@ def corner(base: Settings, tag: str) -> Settings:
     return base.replace(
         topics=replace(base.topics, prefix=f"{name}."),
         clickhouse=replace(base.clickhouse, database=name),
-        worker=replace(base.worker, health_port=0),
+        worker=replace(base.worker, health_port=0, state_dir=str(base.stack.dir / "state" / name)),
     )
 
 
@@ -55,6 +56,7 @@ async def cleanup(settings: Settings) -> None:
         doomed = [t for t in await client.list_topics() if t.startswith(prefix)]
     await kafka.delete_topics(settings, doomed)
     await asyncio.to_thread(clickhouse.drop_database, settings, _db(settings))
+    shutil.rmtree(settings.worker.state_dir, ignore_errors=True)
 
 
 def _db(settings: Settings) -> str:

@@ -60,6 +60,9 @@ class Profile:
     reads_queries: int = 2_000
     reads_settle_s: float = 300.0
 
+    # restore: the sequencer opening over this many conversations' state
+    restore_conversations: int = 1_000_000
+
     drain_timeout_s: float = 300.0
 
     def replace(self, **changes: Any) -> Profile:
@@ -110,6 +113,7 @@ QUICK = Profile(
     reads_users=3_000,
     reads_queries=300,
     reads_settle_s=20.0,
+    restore_conversations=20_000,
     drain_timeout_s=90.0,
 )
 

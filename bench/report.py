@@ -20,7 +20,7 @@ from bench.tables import Table, cpu_table, memory_table, num, other_load, profil
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
-SCENARIOS = ("baseline", "throughput", "fanout", "latency", "reads")
+SCENARIOS = ("baseline", "throughput", "fanout", "latency", "reads", "restore")
 ANALYTICS = "analytics.json"  # bench/analytics.py writes it (the runner, if it failed)
 
 
@@ -75,6 +75,7 @@ def render(
         *_fanout(docs.get("fanout"), images),
         *_latency(docs.get("latency"), images),
         *_reads(docs.get("reads")),
+        *_restore(docs.get("restore")),
         *_costs(docs),
         *_analytics(analytics_doc),
         *_failures(docs),
@@ -428,6 +429,36 @@ def _transaction_table(runs: list[dict[str, Any]]) -> list[str]:
         "Each transactional stage's transactions during the run: how many, input records "
         "in each, and the time to write and commit one (a record that arrives meanwhile "
         "waits for it).",
+        "",
+        *table.lines(),
+        "",
+    ]
+
+
+def _restore(doc: Document | None) -> list[str]:
+    if doc is None or "result" not in doc:
+        return []
+    r = doc["result"]
+    table = Table(
+        ["state", "all partitions open s", "slowest partition s", "from local", "from Kafka"]
+    )
+    for name, run in r["runs"].items():
+        table.add(
+            name,
+            num(run["wall_s"], 2),
+            num(run["slowest_partition_s"], 2),
+            num(run["from_local"]),
+            num(run["from_changelog"]),
+        )
+    return [
+        "## Restore",
+        "",
+        f"The sequencer opening its 6 partitions over the state of {r['conversations']:,} "
+        f"direct conversations ({r['changelog_records']:,} changelog records), in the bench "
+        "driver's process (bench/restore.py). *memory*: every opening replays the whole "
+        "changelog; *local*: the state on disk with its checkpoint, first filled, then reused "
+        "by a restart. The wall time includes joining the group (Kafka waits 3 s for a new "
+        "group's members).",
         "",
         *table.lines(),
         "",

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from bench import analytics, baseline, fanout, latency, machine, reads, report, throughput
+from bench import analytics, baseline, fanout, latency, machine, reads, report, restore, throughput
 from bench.context import Context
 from bench.profiles import PROFILES, Profile
 from pipeline.errors import ImstreamError
@@ -55,6 +55,7 @@ SCENARIOS: dict[str, Scenario] = {
     "fanout": fanout.run,
     "latency": latency.run,
     "reads": reads.run,
+    "restore": restore.run,
     "analytics": _analytics,
 }
 ROOT = Path(__file__).resolve().parent.parent

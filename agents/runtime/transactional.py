@@ -160,7 +160,7 @@ class TransactionalStage:
         self._failure: Exception | None = None
         self._partitions = {t.name: t.partitions for t in catalogue(settings).all()}
         self.processed = 0
-        self.restored: dict[int, dict[str, int]] = {}
+        self.restored: dict[int, dict[str, float]] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
         instance = self.settings.worker.instance_id
@@ -570,8 +570,9 @@ class TransactionalStage:
             raise
         finally:
             await reader.stop()
-        self.sensor.on_restore(self.spec.name, partition, time.perf_counter() - started, len(state))
-        self.restored[partition] = {"local": loaded, "changelog": replayed}
+        took = time.perf_counter() - started
+        self.sensor.on_restore(self.spec.name, partition, took, len(state))
+        self.restored[partition] = {"local": loaded, "changelog": replayed, "seconds": took}
         how = f"{loaded} records from local state, {replayed} from the changelog"
         return state, local, how
 

@@ -42,9 +42,10 @@ TINY = QUICK.replace(
     reads_users=100,
     reads_queries=20,
     reads_settle_s=5.0,
+    restore_conversations=2_000,
     drain_timeout_s=60.0,
 )
-CORNER = re.compile(r"^bench(base|thr|fan|lat|read)[0-9a-f]{8}")
+CORNER = re.compile(r"^bench(base|thr|fan|lat|read|restore)[0-9a-f]{8}")
 
 
 async def _corners(settings: Settings) -> set[str]:
@@ -118,6 +119,15 @@ async def test_every_scenario_runs_small(stack: Settings, tmp_path: Path) -> Non
         assert size["completed"]
         assert size["entries"] == math.ceil(2_000 / size["group_size"]) * size["group_size"]
         _counts_match(size)
+
+    restore = docs["restore"]["result"]
+    assert restore["changelog_records"] == 3 * 2_000  # per conversation: c/ and 2 members
+    opened = restore["runs"]
+    assert opened["memory"]["from_changelog"] == opened["local, first"]["from_changelog"] == 6_000
+    assert opened["local, restart"] == opened["local, restart"] | {
+        "from_local": 6_000,
+        "from_changelog": 0,
+    }
 
     runs = docs["latency"]["result"]["runs"]
     assert [(r["via"], r["offered_per_s"]) for r in runs] == [
