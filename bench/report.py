@@ -440,7 +440,13 @@ def _restore(doc: Document | None) -> list[str]:
         return []
     r = doc["result"]
     table = Table(
-        ["state", "all partitions open s", "slowest partition s", "from local", "from Kafka"]
+        [
+            "state",
+            "all partitions open s",
+            "slowest partition s",
+            "keys kept on disk",
+            "read from Kafka",
+        ]
     )
     for name, run in r["runs"].items():
         table.add(
@@ -456,8 +462,9 @@ def _restore(doc: Document | None) -> list[str]:
         f"The sequencer opening its 6 partitions over the state of {r['conversations']:,} "
         f"direct conversations ({r['changelog_records']:,} changelog records), in the bench "
         "driver's process (bench/restore.py). *memory*: every opening replays the whole "
-        "changelog; *local*: the state on disk with its checkpoint, first filled, then reused "
-        "by a restart. The wall time includes joining the group (Kafka waits 3 s for a new "
+        "changelog into memory; *local*: the state on disk (read through a cache) with its "
+        "checkpoint, first filled from the changelog, then kept by a restart (keys: RocksDB's "
+        "estimate). The wall time includes joining the group (Kafka waits 3 s for a new "
         "group's members).",
         "",
         *table.lines(),

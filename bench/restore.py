@@ -7,10 +7,11 @@ three times on it, in this process, and times each until every partition is
 open:
 
 - ``memory``: state in memory only, every opening replays the whole changelog
-  (how every restart worked before local state);
-- ``local, first``: local state empty, a full replay that also writes it;
+  into memory (how every restart worked before local state);
+- ``local, first``: local state empty: the whole changelog written to disk;
 - ``local, restart``: the local store and its checkpoint: only what the
-  changelog holds past the checkpoint (nothing here) is read from Kafka.
+  changelog holds past the checkpoint (nothing here) is read from Kafka, and
+  nothing is loaded (the state is read from disk through a cache).
 
 Each figure is the wall time from the worker's start to the last partition
 open (group join included: Kafka waits ``group.initial.rebalance.delay.ms``,

@@ -44,7 +44,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from agents.runtime.local_state import Checkpoint, LocalState, LocalStateBusy
+from agents.runtime.local_state import Checkpoint, DiskValues, LocalState, LocalStateBusy
 from pipeline.log import kafka
 from pipeline.log.deadletter import dead_letter_headers
 from pipeline.log.topics import TopicSpec, catalogue
@@ -385,7 +385,11 @@ class TransactionalStage:
             self.sensor.on_reopen(self.spec.name, tp.partition, "transaction_failed")
             await self._drop(tp, why=f"transaction failed: {exc!r}")
         else:
-            self._save_local(part)
+            failed = self._save_local(part)
+            if failed is not None:
+                log.warning("%s: %s on %s; reopening", self.spec.name, failed, tp)
+                await self._drop(tp, why=failed)
+                return False
             part.state.commit()
             part.committed = next_offset
             self._stalled.pop(tp, None)
@@ -407,19 +411,17 @@ class TransactionalStage:
         await producer.send_offsets_to_transaction({part.tp: next_offset}, self.group_id)
         await producer.commit_transaction()
 
-    def _save_local(self, part: _Partition) -> None:
-        """After a commit: its state changes to the local store. A store that fails
-        is given up (the partition goes on in memory; the store's checkpoint still
-        says what it holds, so the next restore is right either way)."""
+    def _save_local(self, part: _Partition) -> str | None:
+        """After a commit: its state changes to the local store; why not, if that
+        failed (disk full, I/O error). The store's checkpoint still says what it
+        holds, so reopening the partition (from the changelog past it) is right."""
         if part.local is None or not part.changes:
-            return
+            return None
         try:
             part.local.save(part.changes, part.changes_end)
-        except Exception as exc:  # noqa: BLE001 (disk full, I/O error: only costs time later)
-            log.warning(
-                "%s: local state of %s failed (%r); in memory only", self.spec.name, part.tp, exc
-            )
-            _close_local(part)
+        except Exception as exc:  # noqa: BLE001 (any failure of the disk: reopen)
+            return f"saving the local state failed: {exc!r}"
+        return None
 
     async def _reopen_due(self) -> None:
         assert self._consumer is not None
@@ -486,10 +488,7 @@ class TransactionalStage:
             committed = await self._consumer.committed(tp) or 0
             parked = self._parked.pop(tp, None)
             if parked is not None and parked[1] == committed:
-                state, how = parked[0], "kept"
-                local = self._local_state(tp.partition)
-                if local is not None:
-                    await asyncio.to_thread(local.open)  # saved up to the last commit
+                state, how = parked[0], "kept in memory"
             else:
                 state, local, how = await self._restore(tp.partition)
             self._check_abandoned(tp)
@@ -530,11 +529,12 @@ class TransactionalStage:
             raise _Abandoned
 
     async def _restore(self, partition: int) -> tuple[StateStore, LocalState | None, str]:
-        """The partition's state: the local store's (if its checkpoint holds) and the
-        changelog past its checkpoint, or the whole changelog; the local store is
-        brought up to the end as it goes. Also says how, for the log."""
+        """The partition's state. On disk: the local store, brought up to the end of
+        the changelog from its checkpoint (from the start if the checkpoint does not
+        hold), read through a cache. In memory: the whole changelog replayed. Also
+        says how, for the log."""
         started = time.perf_counter()
-        state = StateStore(self.spec.state_sets)
+        memory = StateStore(self.spec.state_sets)
         tp = TopicPartition(self.spec.changelog.name, partition)
         input_tp = TopicPartition(self.spec.input.name, partition)
         local = self._local_state(partition)
@@ -548,7 +548,7 @@ class TransactionalStage:
             if local is not None:
                 checkpoint = await asyncio.to_thread(local.open)
                 if checkpoint is not None and await self._holds(reader, tp, checkpoint, end):
-                    loaded = await asyncio.to_thread(_load, local, state)
+                    loaded = local.estimated_keys()
                     start = checkpoint.offset
                 elif checkpoint is not None:
                     log.info("%s: local state of %s is stale: full restore", self.spec.name, tp)
@@ -558,10 +558,11 @@ class TransactionalStage:
                 self._check_abandoned(input_tp)
                 batch = await reader.getmany(tp, timeout_ms=500, max_records=10_000)
                 records = batch.get(tp, [])
-                for record in records:
-                    state.restore(record.key, record.value)
                 replayed += len(records)
-                if local is not None and records:
+                if local is None:
+                    for record in records:
+                        memory.restore(record.key, record.value)
+                elif records:
                     changes = [(r.key, r.value) for r in records]
                     await asyncio.to_thread(local.save, changes, records[-1].offset + 1)
         except BaseException:
@@ -570,10 +571,13 @@ class TransactionalStage:
             raise
         finally:
             await reader.stop()
+        state = memory
+        if local is not None:
+            state = StateStore(self.spec.state_sets, DiskValues(local, self.spec.state_sets))
         took = time.perf_counter() - started
         self.sensor.on_restore(self.spec.name, partition, took, len(state))
         self.restored[partition] = {"local": loaded, "changelog": replayed, "seconds": took}
-        how = f"{loaded} records from local state, {replayed} from the changelog"
+        how = f"about {loaded} keys on disk kept, {replayed} changelog records read"
         return state, local, how
 
     async def _holds(
@@ -624,7 +628,8 @@ class TransactionalStage:
         if part is None:
             return
         part.pending.clear()  # the task stops after its current transaction
-        if await self._settled(part) and self._parts.get(tp) is part:
+        # state on disk is not parked: its store is closed, and reopening it is quick
+        if await self._settled(part) and self._parts.get(tp) is part and part.local is None:
             self._parked[tp] = (part.state, part.committed)
         self._parts.pop(tp, None)
         await _stop(part.producer)
@@ -709,14 +714,6 @@ def dead_letter(
     ``kind`` (a small fixed set: see EventError.kind) is what metrics count it by."""
     out.send(topic, record.key, record.value or b"", dead_letter_headers(record, stage, reason))
     out.dead_letters.append(kind)
-
-
-def _load(local: LocalState, state: StateStore) -> int:
-    count = 0
-    for key, value in local.records():
-        state.restore(key, value)
-        count += 1
-    return count
 
 
 def _close_local(part: _Partition) -> None:

@@ -23,12 +23,41 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import orjson
 
 _ABSENT = object()
 ELEMENT = "\x00"  # between a set's key and an element in its changelog records
+
+
+class Values(Protocol):
+    """Where a store's current values live: a dict (:class:`MemoryValues`), or the
+    local disk with a cache (agents/runtime/local_state.py)."""
+
+    whole: set[str]
+    """Set keys whose value is a whole-list record, not yet rewritten by element."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def __contains__(self, key: object) -> bool: ...
+    def __setitem__(self, key: str, value: Any) -> None: ...
+    def pop(self, key: str, default: Any = None) -> Any: ...
+    def __len__(self) -> int: ...
+    def scan(self, prefix: str) -> Iterator[tuple[str, Any]]: ...
+    def committed(self) -> None:
+        """The changes since the last call are committed (and saved, if on disk)."""
+
+
+class MemoryValues(dict[str, Any]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.whole: set[str] = set()
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        return ((k, v) for k, v in self.items() if k.startswith(prefix))
+
+    def committed(self) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +71,15 @@ class _Before:
 
 
 class StateStore:
-    def __init__(self, sets: tuple[str, ...] = ()) -> None:
+    def __init__(self, sets: tuple[str, ...] = (), values: Values | None = None) -> None:
         self.sets = sets
         """Key prefixes whose values are sets (changelogged by element)."""
-        self._data: dict[str, Any] = {}
+        # a dict as it is (its pop and get are the protocol's, typed more narrowly)
+        self._data: Values = cast(Values, MemoryValues()) if values is None else values
+        self._whole = self._data.whole
         self._dirty: set[str] = set()
         self._elements: dict[str, dict[str, bool]] = {}
         """Set keys changed since the last commit: element → present."""
-        self._whole: set[str] = set()
-        """Set keys restored from a whole-list record, not yet rewritten by element."""
         self._drop_whole: set[str] = set()
         self._restoring: dict[str, set[str]] = {}
         self._journal: dict[str, _Before] | None = None
@@ -91,10 +120,10 @@ class StateStore:
             return
         self._remember(key)
         if key.startswith(self.sets) and self.sets:  # a set: every element goes
-            self._set_elements(key, self._data[key], [])
+            self._set_elements(key, self._data.get(key), [])
         else:
             self._dirty.add(key)
-        del self._data[key]
+        self._data.pop(key)
 
     def set_replace(self, key: str, elements: list[str]) -> None:
         """Make the set at ``key`` exactly ``elements``."""
@@ -190,16 +219,15 @@ class StateStore:
 
     def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         self._settle()
-        return ((k, v) for k, v in self._data.items() if k.startswith(prefix))
+        return self._data.scan(prefix)
 
     def changelog(self) -> list[tuple[bytes, bytes | None]]:
         """(key, value) records for the keys changed since the last commit; None deletes.
         An old whole-list record's tombstone comes before the elements that replace it."""
         records: list[tuple[bytes, bytes | None]] = [(k.encode(), None) for k in self._drop_whole]
-        records += [
-            (key.encode(), orjson.dumps(self._data[key]) if key in self._data else None)
-            for key in self._dirty
-        ]
+        for key in self._dirty:
+            value = self._data.get(key, _ABSENT)
+            records.append((key.encode(), None if value is _ABSENT else orjson.dumps(value)))
         for key, changes in self._elements.items():
             records += [
                 (f"{key}{ELEMENT}{element}".encode(), b"1" if present else None)
@@ -208,6 +236,7 @@ class StateStore:
         return records
 
     def commit(self) -> None:
+        self._data.committed()
         self._dirty.clear()
         self._elements.clear()
         self._drop_whole.clear()

@@ -124,10 +124,8 @@ async def test_every_scenario_runs_small(stack: Settings, tmp_path: Path) -> Non
     assert restore["changelog_records"] == 3 * 2_000  # per conversation: c/ and 2 members
     opened = restore["runs"]
     assert opened["memory"]["from_changelog"] == opened["local, first"]["from_changelog"] == 6_000
-    assert opened["local, restart"] == opened["local, restart"] | {
-        "from_local": 6_000,
-        "from_changelog": 0,
-    }
+    assert opened["local, restart"]["from_changelog"] == 0  # all of it from the disk
+    assert opened["local, restart"]["from_local"] > 0
 
     runs = docs["latency"]["result"]["runs"]
     assert [(r["via"], r["offered_per_s"]) for r in runs] == [
