@@ -29,8 +29,14 @@ def corner(base: Settings, tag: str) -> Settings:
     return base.replace(
         topics=replace(base.topics, prefix=f"{name}."),
         clickhouse=replace(base.clickhouse, database=name),
-        worker=replace(base.worker, health_port=0, state_dir=str(base.stack.dir / "state" / name)),
+        worker=replace(base.worker, health_port=0, state_dir=_state_dir(base, name)),
     )
+
+
+def _state_dir(base: Settings, name: str) -> str:
+    """The scenario's own state directory, or "memory" if the base says so."""
+    root = base.state_root()
+    return "memory" if root is None else str(root / name)
 
 
 @asynccontextmanager
@@ -56,7 +62,9 @@ async def cleanup(settings: Settings) -> None:
         doomed = [t for t in await client.list_topics() if t.startswith(prefix)]
     await kafka.delete_topics(settings, doomed)
     await asyncio.to_thread(clickhouse.drop_database, settings, _db(settings))
-    shutil.rmtree(settings.worker.state_dir, ignore_errors=True)
+    root = settings.state_root()
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _db(settings: Settings) -> str:
