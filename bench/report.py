@@ -464,8 +464,8 @@ def _restore(doc: Document | None) -> list[str]:
         "driver's process (bench/restore.py). *memory*: every opening replays the whole "
         "changelog into memory; *local*: the state on disk (read through a cache) with its "
         "checkpoint, first filled from the changelog, then kept by a restart (keys: RocksDB's "
-        "estimate). The wall time includes joining the group (Kafka waits 3 s for a new "
-        "group's members).",
+        "estimate). The wall time includes joining the group (the local broker sets "
+        "group.initial.rebalance.delay.ms to 0).",
         "",
         *table.lines(),
         "",

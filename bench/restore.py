@@ -14,8 +14,8 @@ open:
   nothing is loaded (the state is read from disk through a cache).
 
 Each figure is the wall time from the worker's start to the last partition
-open (group join included: Kafka waits ``group.initial.rebalance.delay.ms``,
-3 s by default, for a new group) and the slowest partition's own restore.
+open (group join included; the local broker sets
+``group.initial.rebalance.delay.ms`` to 0) and the slowest partition's own restore.
 """
 
 from __future__ import annotations
