@@ -71,6 +71,8 @@ class ClickHouseSink(Generic[R]):
         self._committed: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
         self._revoking = False
+        self._rebalances = 0
+        """Rebalances seen: a batch polled before one is dropped (see ``run``)."""
         self.written = 0
         self.outage_s = 0.0
         self.stalled: str | None = None
@@ -90,12 +92,15 @@ class ClickHouseSink(Generic[R]):
         try:
             while not stopping.is_set():
                 # poll outside the lock: a rebalance runs its callbacks between polls
+                rebalances = self._rebalances
                 batch = await self._collect(consumer)
                 async with self._lock:
-                    # a rebalance during the polls may have taken partitions away:
-                    # their records are their next owner's now
-                    assigned = consumer.assignment()
-                    batch = {tp: recs for tp, recs in batch.items() if tp in assigned}
+                    # a rebalance during the polls may have taken partitions away, or
+                    # given them back: either way the consumer now reads them again
+                    # from their committed offsets, so this batch is dropped (written
+                    # now, it would be written a second time from the re-read records)
+                    if rebalances != self._rebalances:
+                        continue
                     if batch:
                         await self._handle(consumer, producer, batch, stopping)
                     else:
@@ -284,6 +289,7 @@ class ClickHouseSink(Generic[R]):
                 self._committed[tp] = await self._consumer.committed(tp) or 0
 
     async def revoked(self, tps: list[TopicPartition]) -> None:
+        self._rebalances += 1
         self._revoking = True
         try:
             async with self._lock:
