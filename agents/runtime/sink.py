@@ -71,8 +71,6 @@ class ClickHouseSink(Generic[R]):
         self._committed: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
         self._revoking = False
-        self._rebalances = 0
-        """Rebalances seen: a batch polled before one is dropped (see ``run``)."""
         self.written = 0
         self.outage_s = 0.0
         self.stalled: str | None = None
@@ -92,15 +90,13 @@ class ClickHouseSink(Generic[R]):
         try:
             while not stopping.is_set():
                 # poll outside the lock: a rebalance runs its callbacks between polls
-                rebalances = self._rebalances
                 batch = await self._collect(consumer)
                 async with self._lock:
-                    # a rebalance during the polls may have taken partitions away, or
-                    # given them back: either way the consumer now reads them again
-                    # from their committed offsets, so this batch is dropped (written
-                    # now, it would be written a second time from the re-read records)
-                    if rebalances != self._rebalances:
-                        continue
+                    # a rebalance during the polls may have taken partitions away (their
+                    # records are their next owner's now), or given them back: then the
+                    # consumer reads them again from their committed offsets, and what
+                    # this batch commits must not be written a second time
+                    batch = self._not_yet_committed(consumer, batch)
                     if batch:
                         await self._handle(consumer, producer, batch, stopping)
                     else:
@@ -109,6 +105,18 @@ class ClickHouseSink(Generic[R]):
             await consumer.stop()
             await producer.stop()
             self.store.close()
+
+    def _not_yet_committed(self, consumer: AIOKafkaConsumer, batch: Batch) -> Batch:
+        """The batch's records of partitions still assigned, past the committed offset."""
+        assigned = consumer.assignment()
+        kept = {}
+        for tp, records in batch.items():
+            if tp in assigned:
+                done = self._committed.get(tp, 0)
+                fresh = [r for r in records if r.offset >= done]
+                if fresh:
+                    kept[tp] = fresh
+        return kept
 
     async def _collect(self, consumer: AIOKafkaConsumer) -> Batch:
         """Records for one write. While records keep coming, polls on until
@@ -289,7 +297,6 @@ class ClickHouseSink(Generic[R]):
                 self._committed[tp] = await self._consumer.committed(tp) or 0
 
     async def revoked(self, tps: list[TopicPartition]) -> None:
-        self._rebalances += 1
         self._revoking = True
         try:
             async with self._lock:
