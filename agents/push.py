@@ -155,6 +155,9 @@ class PushAgent:
         and the repeat is the same entry. (The sequencer is not replayed this way:
         where its dedupe window ends depends on batch boundaries, which is why the
         large-group broadcast below reads ``im.timeline`` committed.)"""
+        # clients are made after the wait: one made and never started is reported unclosed
+        if not await self._presence_loaded(stopping):
+            return
         consumer = kafka.consumer(
             self.settings,
             self.topics.inbox.name,
@@ -164,8 +167,6 @@ class PushAgent:
             isolation_level="read_uncommitted",
         )
         producer = kafka.producer(self.settings, acks=1, enable_idempotence=False, linger_ms=0)
-        if not await self._presence_loaded(stopping):
-            return
         await producer.start()
         await consumer.start()
         anchored: set[TopicPartition] = set()
@@ -195,6 +196,9 @@ class PushAgent:
 
     async def _broadcast(self, stopping: asyncio.Event) -> None:
         """Every event of a large group, in log order, to every live gateway."""
+        # clients are made after the wait: one made and never started is reported unclosed
+        if not await self._presence_loaded(stopping):
+            return
         consumer = kafka.consumer(
             self.settings,
             self.topics.timeline.name,
@@ -203,8 +207,6 @@ class PushAgent:
             auto_offset_reset="latest",
         )
         producer = kafka.producer(self.settings, acks=1, enable_idempotence=False, linger_ms=0)
-        if not await self._presence_loaded(stopping):
-            return
         await producer.start()
         await consumer.start()
         kind = [(PUSH_KIND_HEADER, PUSH_KIND_TIMELINE)]
