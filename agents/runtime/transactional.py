@@ -36,13 +36,13 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerFenced
 
 from agents.runtime.local_state import Checkpoint, DiskValues, LocalState, LocalStateBusy
 from pipeline.log import kafka
@@ -64,10 +64,15 @@ REBALANCE_TIMEOUT_MS = 60_000
 # a static member is waited for this long before its partitions move: a restart
 # (a rolling deploy) fits in it; a crashed worker's partitions wait as long
 STATIC_SESSION_TIMEOUT_MS = 45_000
-ABANDON_WAIT_S = 30.0  # how long a revocation waits for an opening to wind down
+# how long a revocation (or the stage's stop) waits for an opening to wind down: an
+# opening notices within ABANDON_POLL_S, so this is a safety net; well within the
+# worker's SHUTDOWN_S, so that a stop during an opening still exits cleanly
+ABANDON_WAIT_S = 8.0
+ABANDON_POLL_S = 0.1  # how often a step of an opening looks whether it was called off
 HEADROOM_BYTES = 4_096  # headers of a stage's records are far smaller than this
 
 Headers = list[tuple[str, bytes]]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -447,8 +452,9 @@ class TransactionalStage:
 
     async def _abandon_opening(self, tp: TopicPartition) -> None:
         """Stop opening ``tp`` (revoked, or the stage stops): the opening notices at
-        its next step and closes what it started. Cancelling it instead could cut a
-        client's connect in half and leave the connection open."""
+        its next step (a Kafka call is cut short, see ``_step``) and closes what it
+        started. It is not cancelled from here: a step that writes the local store
+        runs in a thread, and the store must not be closed under it."""
         opening = self._opening.pop(tp, None)
         if opening is None or opening.done():
             return
@@ -470,7 +476,7 @@ class TransactionalStage:
         self._closed.pop(tp, None)
         try:
             await self._open(tp)
-        except _Abandoned:
+        except Abandoned:
             log.info("%s: stopped opening %s (no longer ours, or stopping)", self.spec.name, tp)
         except (KafkaError, LocalStateBusy) as exc:
             log.warning("%s: cannot open %s yet (%r); retrying", self.spec.name, tp, exc)
@@ -484,8 +490,8 @@ class TransactionalStage:
         )
         local = None
         try:
-            await producer.start()
-            committed = await self._consumer.committed(tp) or 0
+            await self._step(tp, producer.start(), "starting its producer")
+            committed = await self._step(tp, self._consumer.committed(tp), "its offset") or 0
             parked = self._parked.pop(tp, None)
             if parked is not None and parked[1] == committed:
                 state, how = parked[0], "kept in memory"
@@ -526,7 +532,18 @@ class TransactionalStage:
 
     def _check_abandoned(self, tp: TopicPartition) -> None:
         if tp in self._abandoned:
-            raise _Abandoned
+            raise Abandoned
+
+    async def _step(self, tp: TopicPartition, step: Awaitable[T], what: str) -> T:
+        """One Kafka step of opening ``tp`` (input partition), which may wait without
+        end (aiokafka's producer start retries InitProducerId for as long as the
+        transaction coordinator is loading): called off as soon as ``tp`` is
+        abandoned, and a timeout past the request timeout, so the opening fails,
+        the partition shows as stalled and is retried with backoff. Cancelling a
+        Kafka call is safe: a connection cut halfway is closed by aiokafka, and the
+        opening stops the clients it started."""
+        limit_s = self.settings.kafka.request_timeout_ms / 1000
+        return await abandonable(step, lambda: tp in self._abandoned, limit_s, what)
 
     async def _restore(self, partition: int) -> tuple[StateStore, LocalState | None, str]:
         """The partition's state. On disk: the local store, brought up to the end of
@@ -542,8 +559,8 @@ class TransactionalStage:
         reader.assign([tp])
         loaded = replayed = 0
         try:
-            await reader.start()
-            end = (await reader.end_offsets([tp]))[tp]
+            await self._step(input_tp, reader.start(), "starting its changelog reader")
+            end = (await self._step(input_tp, reader.end_offsets([tp]), "its changelog end"))[tp]
             start = 0
             if local is not None:
                 checkpoint = await asyncio.to_thread(local.open)
@@ -675,8 +692,32 @@ class TransactionalStage:
                 self._schedule_open(tp)
 
 
-class _Abandoned(Exception):  # not an error: an opening was called off
+class Abandoned(Exception):  # not an error: an opening was called off
     """An opening noticed it was abandoned."""
+
+
+async def abandonable(
+    step: Awaitable[T], abandoned: Callable[[], bool], limit_s: float, what: str
+) -> T:
+    """``step``'s result; cancelled (and ``Abandoned`` raised) as soon as
+    ``abandoned()`` says so, looked at every ABANDON_POLL_S; cancelled and a
+    ``KafkaTimeoutError`` past ``limit_s``. Cancelling the caller cancels it too."""
+    task = asyncio.ensure_future(step)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    try:
+        while not task.done():
+            if abandoned():
+                raise Abandoned
+            left = deadline - loop.time()
+            if left <= 0:
+                raise KafkaTimeoutError(f"{what} took over {limit_s:.0f}s")
+            await asyncio.wait({task}, timeout=min(ABANDON_POLL_S, left))
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return task.result()
 
 
 async def _stop(producer: AIOKafkaProducer) -> None:
