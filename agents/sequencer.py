@@ -21,6 +21,7 @@ from aiokafka import ConsumerRecord
 
 from agents.runtime.transactional import Output, StageSpec, dead_letter
 from pipeline.errors import EventError
+from pipeline.log.kafka import partition_for
 from pipeline.log.topics import Topics
 from pipeline.model.events import (
     decode_command,
@@ -67,6 +68,16 @@ class SequencerProcessor:
         if record.key != command.conversation_id.encode():
             reason = "record key is not the event's conversation_id"
             dead_letter(out, dlq, record, STAGE, reason, kind="wrong_key")
+            return
+        home = partition_for(record.key, self.topics.messages.partitions)
+        if record.partition != home:
+            # a conversation on two partitions would have two sequencers (two seq 1s)
+            reason = (
+                f"record is on partition {record.partition}, its key's is {home}: use the "
+                "Java client's default partitioner, murmur2 (librdkafka: "
+                "partitioner=murmur2_random)"
+            )
+            dead_letter(out, dlq, record, STAGE, reason, kind="wrong_partition")
             return
         outcome = self.sequencer.apply(command, record.timestamp)
         if isinstance(outcome, Accepted):

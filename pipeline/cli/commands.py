@@ -317,3 +317,26 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
     report = asyncio.run(checker.check(settings))
     print(report.summary())
     return 0 if report.ok else 1
+
+
+def schemas(settings: Settings, args: argparse.Namespace) -> int:
+    """The published JSON Schemas, with this deployment's limits: one file per record
+    kind into ``--out``, or all of them as one JSON object on stdout."""
+    from pathlib import Path
+
+    import orjson
+
+    from pipeline.log.schemas import schemas as build
+    from pipeline.model.events import limits_from
+
+    documents = build(limits_from(settings.pipeline))
+    if args.out is None:
+        sys.stdout.write(orjson.dumps(documents, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, document in documents.items():
+        path = out / f"{name}.schema.json"
+        path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        print(path)
+    return 0

@@ -206,6 +206,13 @@ def _add_maintenance(add: Adder) -> None:
         "replay the log into the ClickHouse tables: the roaming store from im.timeline, the "
         "sync tables from im.inbox; only into a database with no such data, unless --replace",
     )
+    schemas = add(
+        "schemas",
+        commands.schemas,
+        "the JSON Schemas of the records on imstream's topics (docs/streams.md says which "
+        "topic holds which), with this deployment's limits",
+    )
+    schemas.add_argument("--out", metavar="DIR", help="one .schema.json file per record kind")
     bench = add(
         "bench",
         commands.bench,

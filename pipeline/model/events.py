@@ -29,6 +29,9 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]*")  # always used with f
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # ClickHouse's DateTime is seconds in a UInt32: nothing after 2106-02-07
 MAX_TS_MS = (2**32 - 1) * 1000
+# seqs and event numbers: a signed 64-bit integer, what any JSON reader (a Java long)
+# and ClickHouse's UInt64 hold
+MAX_COUNTER = 2**63 - 1
 
 ConversationKind = Literal["direct", "group"]
 EntryKind = Literal["message", "created", "joined", "left"]
@@ -241,8 +244,8 @@ def timeline_from(data: dict[str, Any], limits: Limits) -> TimelineEvent:
         and type(seq) is int
         and type(ts) is int
         and type(large) is bool
-        and event_no >= 1
-        and seq >= 0
+        and 1 <= event_no <= MAX_COUNTER
+        and 0 <= seq <= MAX_COUNTER
         and 0 <= ts <= MAX_TS_MS
     ):
         return TimelineEvent(command_from(command, limits), event_no, seq, ts, large)
@@ -381,6 +384,8 @@ def _int(data: dict[str, Any], name: str, minimum: int = 0) -> int:
     value = data.get(name)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValidationError(f"field {name!r} must be an integer >= {minimum}")
+    if value > MAX_COUNTER:
+        raise ValidationError(f"field {name!r} must be at most {MAX_COUNTER}")
     return value
 
 
@@ -430,7 +435,8 @@ def _event_id(data: dict[str, Any]) -> str:
 
 
 def _body(data: dict[str, Any], limits: Limits) -> str:
-    body = _text(data, "body", max_chars=len(data.get("body") or ""))
+    raw = data.get("body")
+    body = _text(data, "body", max_chars=len(raw) if isinstance(raw, str) else 0)
     # a char takes 1 to 4 bytes: count the bytes only when the length cannot tell
     chars, limit = len(body), limits.max_body_bytes
     if chars > limit or (chars * 4 > limit and len(body.encode()) > limit):

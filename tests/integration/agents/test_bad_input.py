@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import orjson
+from jsonschema import Draft7Validator
 
 from pipeline.log import kafka
+from pipeline.log.deadletter import REASON, SOURCE, STAGE
+from pipeline.log.schemas import schemas
 from pipeline.log.topics import catalogue
-from pipeline.model.events import TimelineEvent, encode_command, timeline_dict
+from pipeline.model.events import TimelineEvent, encode_command, limits_from, timeline_dict
 from pipeline.read import history
 from pipeline.sdk.producer import Producer, message
 from pipeline.settings import Settings
 from pipeline.store.clickhouse import ClickHouse
 from tests.support import converged, dead_letters, running_worker
+from tests.unit.log.test_schemas import violations
 
 BAD_RECORDS = [
     (b"not json at all", "not valid JSON"),
@@ -131,3 +137,70 @@ async def test_garbage_in_every_topic_is_dead_lettered_and_flow_goes_on(
             assert why in letter.reason, (stage, why, letter.reason)
             assert letter.source.startswith(f"{getattr(topics, topic).name}/")
             assert letter.value == (value or b"")
+
+
+async def test_records_that_break_the_published_schema_are_dead_lettered(
+    settings: Settings,
+) -> None:
+    """Every kind of schema violation (tests/unit/log/test_schemas.py), written by a
+    plain Kafka producer: each one is dead-lettered with a reason, its dead letter's
+    headers follow their own schema, and the partition goes on."""
+    limits = limits_from(settings.pipeline)
+    published = schemas(limits)
+    cases = violations(limits)
+    for case, record in cases:
+        assert not Draft7Validator(published["command"]).is_valid(record), case
+    topic = catalogue(settings).messages.name
+    async with running_worker(settings), Producer(settings) as producer:
+        await producer.create_conversation("g", "alice", ["bob"])
+        before = await producer.send_message("g", "alice", "before")
+        raw = kafka.producer(settings)
+        await raw.start()
+        try:
+            for _, record in cases:
+                await raw.send_and_wait(topic, json.dumps(record).encode(), key=b"g")
+        finally:
+            await raw.stop()
+        after = await producer.send_message("g", "bob", "after")
+        report = await converged(settings, [before.event_id, after.event_id])
+        letters = await dead_letters(settings, expected=len(cases))
+    assert report.ok, report.summary()
+    assert len(letters) == len(cases), [d.reason for d in letters]
+    headers = Draft7Validator(published["dead-letter-headers"])
+    for (case, record), letter in zip(cases, letters, strict=True):
+        assert letter.reason, case
+        assert json.loads(letter.value) == record, case
+        assert headers.is_valid(
+            {REASON: letter.reason, STAGE: letter.stage, SOURCE: letter.source}
+        ), case
+
+
+async def test_a_command_off_its_keys_partition_is_dead_lettered(settings: Settings) -> None:
+    """A producer whose partitioner is not murmur2 (librdkafka's default, so kcat's)
+    would split a conversation over two sequencer partitions: refused, with how to
+    fix it, and the conversation goes on."""
+    topics = catalogue(settings)
+    home = kafka.partition_for(b"g", topics.messages.partitions)
+    elsewhere = (home + 1) % topics.messages.partitions
+    async with running_worker(settings), Producer(settings) as producer:
+        await producer.create_conversation("g", "alice", ["bob"])
+        stray = message("g", "alice", "from a crc32 partitioner")
+        raw = kafka.producer(settings)
+        await raw.start()
+        try:
+            await raw.send_and_wait(
+                topics.messages.name, encode_command(stray), key=b"g", partition=elsewhere
+            )
+        finally:
+            await raw.stop()
+        after = await producer.send_message("g", "bob", "after")
+        report = await converged(settings, [after.event_id])
+        (letter,) = await dead_letters(settings, expected=1)
+    assert report.ok, report.summary()
+    assert f"record is on partition {elsewhere}, its key's is {home}" in letter.reason
+    assert "murmur2" in letter.reason
+    assert orjson.loads(letter.value)["event_id"] == stray.event_id
+    store = ClickHouse(settings)
+    page = await history.page(store, "g", "alice")
+    store.close()
+    assert [m.body for m in page.messages] == ["after"]
