@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -200,3 +201,20 @@ def test_servers_that_do_not_answer_are_one_line(settings: Settings) -> None:
         assert result.returncode == 2, args
         assert result.stderr.startswith(says), (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_schemas_are_printed_with_the_deployments_limits(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`imstream schemas` needs no server: it states this deployment's limits."""
+    limited = replace(settings, pipeline=replace(settings.pipeline, max_body_bytes=1000))
+    printed = json.loads(ok(limited, "schemas"))
+    body = printed["command"]["oneOf"][0]["properties"]["body"]
+    assert body["maxLength"] == 1000
+    assert "1000 bytes" in body["description"]
+    files = ok(settings, "schemas", "--out", str(tmp_path)).split()
+    assert sorted(f.rsplit("/", 1)[-1] for f in files) == sorted(
+        f"{name}.schema.json" for name in printed
+    )
+    written = json.loads((tmp_path / "command.schema.json").read_text())
+    assert written["oneOf"][0]["properties"]["body"]["maxLength"] == 32_768
