@@ -24,7 +24,8 @@ from bench.services import ROOT
 from pipeline.log import kafka
 from pipeline.log.topics import TopicSpec
 from pipeline.model.events import encode_command
-from pipeline.sdk.producer import direct_conversation_id, message
+from pipeline.model.naming import direct_conversation_id
+from pipeline.sdk.producer import message
 from pipeline.settings import Settings
 
 CONVERSATIONS = 1_000

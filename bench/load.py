@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.model.events import Command, ConversationCreated, new_event_id
-from pipeline.sdk.producer import Producer, direct_conversation_id, message, now_ms
+from pipeline.model.naming import direct_conversation_id
+from pipeline.sdk.producer import Producer, message, now_ms
 from pipeline.store.clickhouse import ClickHouse
 
 COUNT_MESSAGES = "SELECT count() FROM messages"

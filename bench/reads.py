@@ -26,8 +26,8 @@ from bench.context import Context
 from bench.isolation import isolated
 from bench.load import body
 from bench.procs import Monitor
+from pipeline.model.naming import direct_conversation_id
 from pipeline.read import history, sync_timeline
-from pipeline.sdk.producer import direct_conversation_id
 from pipeline.settings import DAY_S, Settings
 from pipeline.store import queries
 from pipeline.store.clickhouse import ClickHouse

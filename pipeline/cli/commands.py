@@ -148,7 +148,7 @@ def send(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def create(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.sdk.producer import direct_conversation_id
+    from pipeline.model.naming import direct_conversation_id
 
     members = [m.strip() for m in args.members.split(",") if m.strip()]
     if args.direct:

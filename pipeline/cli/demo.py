@@ -5,8 +5,9 @@ Brings the stack up, runs a worker, and through the producer SDK creates a
 leaves, then prints every user's sync timeline and the group's history as the
 read side serves them from ClickHouse. Then it starts a gateway: two of bob's
 devices are online and get alice's messages pushed live, while his tablet is
-offline and catches up by pull when it connects. Each run uses fresh
-conversation ids, so it can be run again; the users' sync timelines grow.
+offline and catches up by pull when it connects. Each run has its own users
+(alice-<run>, ...), so it can be run again: a direct conversation's id is the
+one its two members give (pipeline/model/naming.py), and the run's is new.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def topology(settings: Settings) -> str:
     )
 
 
+def cast(run: str) -> dict[str, str]:
+    """The run's users by role: alice, bob, carol and dave with the run's suffix."""
+    return {role: f"{role}-{run}" for role in USERS}
+
+
 async def main(settings: Settings) -> int:
     for line in await asyncio.to_thread(stack.up, settings):
         print(line)
@@ -57,77 +63,83 @@ async def main(settings: Settings) -> int:
     worker = asyncio.create_task(Worker(settings).run(stopping))
     try:
         run = secrets.token_hex(3)
-        expected = await converse(settings, run)
-        await show(settings, run, expected)
-        await push_demo(settings, run)
+        who = cast(run)
+        direct, expected = await converse(settings, run, who)
+        await show(settings, (direct, f"team-{run}"), expected)
+        await push_demo(settings, run, direct, who["alice"], who["bob"])
     finally:
         stopping.set()
         await worker
     return 0
 
 
-async def converse(settings: Settings, run: str) -> dict[str, int]:
-    """Publish the demo's traffic; return how many sync entries each user is owed."""
-    team, direct = f"team-{run}", f"dm-{run}"
+async def converse(settings: Settings, run: str, who: dict[str, str]) -> tuple[str, dict[str, int]]:
+    """Publish the demo's traffic; return the direct conversation's id and how many
+    sync entries each user is owed."""
+    alice, bob, carol, dave = (who[role] for role in USERS)
+    team = f"team-{run}"
     async with Producer(settings) as producer:
-        await producer.create_conversation(direct, "alice", ["bob"], kind="direct")
+        direct, _ = await producer.create_direct(alice, bob)
         print(f"\n1:1 conversation {direct}, group {team}")
         await producer.publish_many(
             [
-                message(direct, "alice", "hi bob"),
-                message(direct, "bob", "hi alice!"),
+                message(direct, alice, "hi bob"),
+                message(direct, bob, "hi alice!"),
             ]
         )
-        await producer.create_conversation(team, "alice", ["bob", "carol"], title="Team")
+        await producer.create_conversation(team, alice, [bob, carol], title="Team")
         await producer.publish_many(
             [
-                message(team, "alice", "welcome to the team"),
-                message(team, "carol", "thanks!"),
+                message(team, alice, "welcome to the team"),
+                message(team, carol, "thanks!"),
             ]
         )
-        await producer.join(team, "alice", "dave")
-        await producer.send_message(team, "dave", "hello, I just joined")
-        await producer.leave(team, "bob", "bob")
-        await producer.send_message(team, "carol", "bob left; dave, you won't see the start")
+        await producer.join(team, alice, dave)
+        await producer.send_message(team, dave, "hello, I just joined")
+        await producer.leave(team, bob, bob)
+        await producer.send_message(team, carol, "bob left; dave, you won't see the start")
         # sending twice with one client_msg_id (a client retry) gives one message
-        await producer.send_message(team, "alice", "see you", client_msg_id=f"bye-{run}")
-        await producer.send_message(team, "alice", "see you", client_msg_id=f"bye-{run}")
+        await producer.send_message(team, alice, "see you", client_msg_id=f"bye-{run}")
+        await producer.send_message(team, alice, "see you", client_msg_id=f"bye-{run}")
     # created + 2 messages in the 1:1; in the group each member gets what happened
     # while they were in it: created, messages, joins and leaves
-    return {"alice": 3 + 8, "bob": 3 + 6, "carol": 8, "dave": 5}
+    return direct, {alice: 3 + 8, bob: 3 + 6, carol: 8, dave: 5}
 
 
 async def entries_of_run(
-    store: ClickHouse, user: str, run: str, retention_days: int
+    store: ClickHouse, user: str, conversations: tuple[str, ...], retention_days: int
 ) -> list[SyncEntry]:
     """The user's sync entries of this run's conversations, pulled page by page."""
     found: list[SyncEntry] = []
     cursor = 0
     while True:
         page = await sync_timeline.pull(store, user, cursor, 1000, retention_days)
-        found += [e for e in page.entries if e.conversation_id in (f"dm-{run}", f"team-{run}")]
+        found += [e for e in page.entries if e.conversation_id in conversations]
         if not page.entries:
             return found
         cursor = page.cursor
 
 
-async def show(settings: Settings, run: str, expected: dict[str, int]) -> None:
+async def show(
+    settings: Settings, conversations: tuple[str, str], expected: dict[str, int]
+) -> None:
     store = ClickHouse(settings)
     days = settings.pipeline.sync_retention_days
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WAIT_S
         while True:
-            timelines = {u: await entries_of_run(store, u, run, days) for u in USERS}
-            if all(len(timelines[u]) >= expected[u] for u in USERS) or loop.time() > deadline:
+            timelines = {u: await entries_of_run(store, u, conversations, days) for u in expected}
+            if all(len(timelines[u]) >= n for u, n in expected.items()) or loop.time() > deadline:
                 break
             await asyncio.sleep(0.5)
-        for user in USERS:
-            print(f"\nsync timeline of {user} (this run's entries, by sync_seq):")
+        for user in expected:
+            print(f"\nsync timeline of {user} (by sync_seq):")
             for entry in timelines[user]:
                 print("  " + describe(entry))
-        page = await history.page(store, f"team-{run}", "alice", limit=20)
-        print(f"\nhistory of team-{run}, newest first, as any member's device reads it:")
+        team = conversations[1]
+        page = await history.page(store, team, next(iter(expected)), limit=20)
+        print(f"\nhistory of {team}, newest first, as any member's device reads it:")
         for m in page.messages:
             print(f"  seq {m.seq:>3}  {m.sender_id:>6}: {m.body}")
     finally:

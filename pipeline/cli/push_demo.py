@@ -56,7 +56,8 @@ async def _healthy(http: aiohttp.ClientSession, url: str) -> None:
     raise TimeoutError(f"the demo gateway at {url} did not answer")
 
 
-async def push_demo(settings: Settings, run: str) -> None:
+async def push_demo(settings: Settings, run: str, direct: str, alice: str, bob: str) -> None:
+    """Alice sends in their direct conversation; bob's devices get it pushed or pulled."""
     port = _free_port()
     settings = settings.replace(gateway=replace(settings.gateway, port=port, id=f"demo-{run}"))
     url = f"http://127.0.0.1:{port}"
@@ -66,10 +67,10 @@ async def push_demo(settings: Settings, run: str) -> None:
     devices_stop = asyncio.Event()
     try:
         async with aiohttp.ClientSession() as http:
-            alice = ApiClient(url, auth.issue(secret, "alice", "phone", 600), http)
-            bob = ApiClient(url, auth.issue(secret, "bob", "phone", 600), http)
+            sender = ApiClient(url, auth.issue(secret, alice, "phone", 600), http)
+            receiver = ApiClient(url, auth.issue(secret, bob, "phone", 600), http)
             await _healthy(http, url)
-            head = (await bob.pull(0, 1))["head"]
+            head = (await receiver.pull(0, 1))["head"]
             print(
                 f"\ngateway on {url}: bob's phone and laptop online, his tablet offline "
                 f"(all at sync_seq {head})"
@@ -77,7 +78,7 @@ async def push_demo(settings: Settings, run: str) -> None:
             online = [
                 SyncClient(
                     url,
-                    auth.issue(secret, "bob", d, 600),
+                    auth.issue(secret, bob, d, 600),
                     d,
                     cursor=head,
                     on_entry=_show(d, "pushed"),
@@ -92,11 +93,11 @@ async def push_demo(settings: Settings, run: str) -> None:
                 ("are you there?", "pushed to every online device", "the tablet will catch up")
             ):
                 print(f"alice sends: {text}")
-                await alice.send(f"dm-{run}", text)
+                await sender.send(direct, text)
                 await _until(lambda n=i: all(c.cursor >= head + n + 1 for c in online))
             tablet = SyncClient(
                 url,
-                auth.issue(secret, "bob", "tablet", 600),
+                auth.issue(secret, bob, "tablet", 600),
                 "tablet",
                 cursor=head,
                 on_entry=_show("tablet", "pulled"),
@@ -110,7 +111,7 @@ async def push_demo(settings: Settings, run: str) -> None:
             pushed = sum(c.pushed_applied for c in online)
             print(
                 f"{pushed} entries arrived by push, the tablet pulled {len(tablet.entries)}; "
-                f"cursors acked: {(await bob.call('GET', '/v1/devices'))['devices']}"
+                f"cursors acked: {(await receiver.call('GET', '/v1/devices'))['devices']}"
             )
     finally:
         devices_stop.set()

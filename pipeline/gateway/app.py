@@ -25,9 +25,9 @@ from aiohttp import WSMsgType, web
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from pipeline.errors import ConfigError, EventError, ImstreamError
+from pipeline.errors import AuthError, ConfigError, EventError, ImstreamError
 from pipeline.gateway import auth, openapi
-from pipeline.gateway.errors import json_errors
+from pipeline.gateway.errors import UNAVAILABLE, json_errors, new_request_id
 from pipeline.gateway.group_push import GroupPush
 from pipeline.gateway.http import HttpApi
 from pipeline.gateway.hub import RESYNC_AFTER_S, RESYNC_FRAME, Connection, Hub
@@ -54,6 +54,7 @@ from pipeline.store.clickhouse import ClickHouse
 
 log = logging.getLogger(__name__)
 DEV_SECRET = "imstream-local-dev-secret"  # noqa: S105  (refused off loopback)
+STREAM_PATH = "/v1/stream"  # the WebSocket: the one route whose token may be in the URL
 
 
 def gateway_id(settings: Settings) -> str:
@@ -132,7 +133,7 @@ class Gateway:
         )
         api = HttpApi(self.settings, self.store, self.producer, self.roster)
         app.router.add_routes(api.routes())
-        app.router.add_get("/v1/stream", self.stream)
+        app.router.add_get(STREAM_PATH, self.stream)
         app.router.add_get("/openapi.json", self.openapi)
         app.router.add_get("/health", self.health)
         app.router.add_get("/ready", self.ready)
@@ -158,7 +159,7 @@ class Gateway:
         finally:
             resource = request.match_info.route.resource
             route = resource.canonical if resource is not None else "unmatched"
-            if route != "/v1/stream":  # a socket's life is not a request's duration
+            if route != STREAM_PATH:  # a socket's life is not a request's duration
                 seconds = time.perf_counter() - started
                 self.sensor.on_request(route, request.method, status, seconds)
         return response
@@ -174,7 +175,15 @@ class Gateway:
         if request.path.startswith("/v1/"):
             header = request.headers.get("Authorization", "")
             token = header.removeprefix("Bearer ").strip() if header else None
-            token = token or request.query.get("token")
+            in_url = request.query.get("token")
+            if in_url is not None and request.path != STREAM_PATH:
+                # URLs end up in proxies' and access logs: only a browser's WebSocket,
+                # which cannot set a header, may carry its token there
+                raise AuthError(
+                    f"a token in the URL is accepted only on {STREAM_PATH}: send "
+                    "'Authorization: Bearer <token>'"
+                )
+            token = token or in_url
             request["identity"] = auth.verify(self.settings.gateway.auth_secret, token)
         response: web.StreamResponse = await handler(request)
         return response
@@ -262,7 +271,13 @@ class Gateway:
             await large_groups.ack(self.store, user, device, groups)
             await sync_timeline.ack(self.store, user, device, cursor)
         except (orjson.JSONDecodeError, ImstreamError) as exc:
-            connection.offer(orjson.dumps({"type": "error", "reason": str(exc)}).decode())
+            answer: dict[str, str] = {"type": "error", "reason": str(exc)}
+            if isinstance(exc, ImstreamError) and exc.retriable:  # the details to the log
+                answer = {"type": "error", "reason": UNAVAILABLE, "request_id": new_request_id()}
+                log.warning(
+                    "ack from %s (request %s): %r", connection.user_id, answer["request_id"], exc
+                )
+            connection.offer(orjson.dumps(answer).decode())
 
     async def _close_sockets(self) -> None:
         for connections in list(self.hub.users.values()):

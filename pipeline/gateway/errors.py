@@ -1,12 +1,16 @@
 """How errors reach clients: JSON ``{"error": code, "reason": text}`` with a 4xx/5xx.
 
 Every error a request can cause is answered here; a bug shows as a logged 500,
-never as a dropped connection for anyone else.
+never as a dropped connection for anyone else. A 4xx says what was wrong with the
+request. A 5xx says only "backend unavailable, retry" (or "internal error") and
+a ``request_id`` (also the ``X-Request-Id`` header): what went wrong, with the
+hosts and the drivers' words, goes to the log under that id, never to clients.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -34,13 +38,23 @@ STATUS: list[tuple[type[ImstreamError], int, str]] = [
 ]
 
 
+UNAVAILABLE = "backend unavailable, retry"
+
+
 def error_response(status: int, code: str, reason: str, **extra: object) -> web.Response:
+    headers = {"Retry-After": "1"} if status == 503 else {}
+    if "request_id" in extra:
+        headers["X-Request-Id"] = str(extra["request_id"])
     return web.Response(
         status=status,
         body=orjson.dumps({"error": code, "reason": reason, **extra}),
         content_type="application/json",
-        headers={"Retry-After": "1"} if status == 503 else None,
+        headers=headers or None,
     )
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 @web.middleware
@@ -52,23 +66,23 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         return _http_error(exc)
     except (ImstreamError, OSError, KafkaError) as exc:
-        response = to_response(exc)
+        request_id = new_request_id()
+        response = to_response(exc, request_id)
         if response.status >= 500:
-            log.warning("%s %s: %r", request.method, request.path, exc)
+            log.warning("%s %s (request %s): %r", request.method, request.path, request_id, exc)
         return response
 
 
-def to_response(exc: Exception) -> web.Response:
+def to_response(exc: Exception, request_id: str) -> web.Response:
+    """The answer to ``exc``; a 5xx names ``request_id``, which the log has too."""
     if isinstance(exc, CursorExpiredError):
         return error_response(410, "cursor_expired", str(exc), head=exc.head)
     for kind, status, code in STATUS:
         if isinstance(exc, kind):
             return error_response(status, code, str(exc))
-    if isinstance(exc, ImstreamError) and exc.retriable:
-        return error_response(503, "unavailable", str(exc))
-    if isinstance(exc, OSError | KafkaError):
-        return error_response(503, "unavailable", "a backend is unavailable, retry")
-    return error_response(500, "internal", "internal error")
+    if (isinstance(exc, ImstreamError) and exc.retriable) or isinstance(exc, OSError | KafkaError):
+        return error_response(503, "unavailable", UNAVAILABLE, request_id=request_id)
+    return error_response(500, "internal", "internal error", request_id=request_id)
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:

@@ -27,8 +27,9 @@ from pipeline.errors import (
 )
 from pipeline.gateway.auth import Identity
 from pipeline.gateway.roster import RosterFollower
+from pipeline.model.naming import DIRECT_PREFIX, direct_conversation_id
 from pipeline.read import history, large_groups, sync_timeline
-from pipeline.sdk.producer import Ack, Producer, direct_conversation_id
+from pipeline.sdk.producer import Ack, Producer
 from pipeline.settings import Settings
 from pipeline.store import queries
 from pipeline.store.clickhouse import ClickHouse
@@ -137,6 +138,11 @@ class HttpApi:
         if not all(isinstance(m, str) for m in members):
             raise ValidationError("field 'members' must be a list of user ids")
         title = field(data, "title", str, "")
+        if conversation_id.startswith(DIRECT_PREFIX):  # before telling whether it exists
+            raise ValidationError(
+                f"conversation ids starting with {DIRECT_PREFIX} are reserved for direct "
+                'conversations: POST /v1/direct {"peer": ...} makes one'
+            )
         await self._require_new(conversation_id)
         ack = await self.producer.create_conversation(
             conversation_id, identity(request).user_id, members, title=title

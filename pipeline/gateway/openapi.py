@@ -126,10 +126,12 @@ SPEC: dict[str, Any] = {
         "/v1/conversations": {
             "post": {
                 "summary": "create a group (the caller is a member)",
+                "description": "ids starting with dm: are reserved for direct conversations "
+                "(400): POST /v1/direct makes the one between two users",
                 "requestBody": _body(
                     _obj(
                         ["conversation_id", "members"],
-                        conversation_id=STR,
+                        conversation_id={**STR, "not": {"pattern": "^dm:"}},
                         title=STR,
                         members={"type": "array", "items": STR},
                     )
@@ -259,7 +261,8 @@ SPEC: dict[str, Any] = {
                 "summary": "WebSocket: server frames {type: hello|entry|pull|error} and {type: "
                 "group_message, conversation_id, seq, entry: Message} (apply when seq is the "
                 "group cursor + 1, else pull); client may send {type: ack, cursor, groups?}. "
-                "Token in ?token= or Authorization.",
+                "Token in Authorization, or in ?token= (this route only: a browser's "
+                "WebSocket cannot set a header).",
                 "responses": {"101": {"description": "switching protocols"}, **ERRORS},
             }
         },

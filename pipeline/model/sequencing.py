@@ -31,6 +31,7 @@ from pipeline.model.events import (
     TimelineEvent,
 )
 from pipeline.model.membership import MEMBERS_PREFIX, members_key, recipients
+from pipeline.model.naming import misnamed
 from pipeline.model.state import StateStore
 
 STATE_SETS = (MEMBERS_PREFIX,)
@@ -88,6 +89,9 @@ class Sequencer:
         if isinstance(command, ConversationCreated):
             if conv is not None:
                 return Rejected(f"conversation {command.conversation_id} already exists")
+            reserved = misnamed(command)
+            if reserved is not None:
+                return Rejected(reserved)
             conv = [command.kind, 0, 0, 0, False]
             self.state.set_replace(members_key(command.conversation_id), list(command.members))
         elif conv is None:

@@ -12,7 +12,6 @@ breaks a field limit raises ValidationError before anything is sent.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -21,10 +20,10 @@ from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
 
+from pipeline.errors import ValidationError
 from pipeline.log import kafka
 from pipeline.log.topics import catalogue
 from pipeline.model.events import (
-    MAX_ID_CHARS,
     Command,
     ConversationCreated,
     ConversationKind,
@@ -36,6 +35,7 @@ from pipeline.model.events import (
     limits_from,
     new_event_id,
 )
+from pipeline.model.naming import direct_conversation_id, misnamed
 from pipeline.settings import Settings
 
 
@@ -47,15 +47,6 @@ class Ack:
     conversation_id: str
     partition: int
     offset: int
-
-
-def direct_conversation_id(a: str, b: str) -> str:
-    """The one conversation id of the direct conversation between ``a`` and ``b``."""
-    first, second = sorted((a, b))
-    candidate = f"dm:{first}:{second}"
-    if len(candidate) <= MAX_ID_CHARS:
-        return candidate
-    return "dm:" + hashlib.sha256(f"{first}\0{second}".encode()).hexdigest()[:40]
 
 
 def now_ms() -> int:
@@ -119,11 +110,13 @@ class Producer:
         title: str = "",
     ) -> Ack:
         everyone = list(dict.fromkeys([creator, *members]))
-        return await self.publish(
-            ConversationCreated(
-                new_event_id(), conversation_id, creator, kind, title, tuple(everyone), now_ms()
-            )
+        command = ConversationCreated(
+            new_event_id(), conversation_id, creator, kind, title, tuple(everyone), now_ms()
         )
+        reserved = misnamed(command)
+        if reserved is not None:  # the sequencer would refuse it: say so now
+            raise ValidationError(reserved)
+        return await self.publish(command)
 
     async def create_direct(self, a: str, b: str) -> tuple[str, Ack]:
         conversation_id = direct_conversation_id(a, b)

@@ -12,6 +12,7 @@ import signal
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -38,13 +39,20 @@ async def timed_send(api: ApiClient, n: int, tag: str) -> tuple[str, float]:
     return ack["event_id"], time.monotonic() - started
 
 
-async def read_status(http: aiohttp.ClientSession, url: str, token: str) -> tuple[int, str, float]:
+Read = tuple[str, int, str, float, dict[str, Any]]
+
+
+async def read_status(
+    http: aiohttp.ClientSession, url: str, token: str
+) -> tuple[int, str, float, dict[str, Any]]:
+    """Status, Retry-After, seconds, and the body with the X-Request-Id header in it."""
     started = time.monotonic()
     headers = {"Authorization": f"Bearer {token}"}
     async with http.get(url, headers=headers) as response:
-        await response.read()
+        body = await response.json(content_type=None)
         retry_after = response.headers.get("Retry-After", "")
-        return response.status, retry_after, time.monotonic() - started
+        body["x-request-id"] = response.headers.get("X-Request-Id")
+        return response.status, retry_after, time.monotonic() - started, body
 
 
 def messages_of(client: SyncClient) -> set[str]:
@@ -84,7 +92,7 @@ async def test_frozen_clickhouse_holds_up_no_send_and_no_push(
         frozen_at = time.monotonic()
         try:
             during: list[float] = []
-            reads: list[tuple[str, int, str, float]] = []
+            reads: list[Read] = []
             sent: set[str] = set()
             n = 0
             while time.monotonic() - frozen_at < FROZEN_S:
@@ -94,8 +102,10 @@ async def test_frozen_clickhouse_holds_up_no_send_and_no_push(
                 during.append(took)
                 if n % 50 == 10:
                     for path in ("/v1/conversations/room/messages", "/v1/sync"):
-                        status, retry, took = await read_status(http, gw.url + path, ann_token)
-                        reads.append((path, status, retry, took))
+                        status, retry, took, body = await read_status(
+                            http, gw.url + path, ann_token
+                        )
+                        reads.append((path, status, retry, took, body))
                 n += 1
                 await asyncio.sleep(0.05)
             pushed = await eventually(
@@ -117,21 +127,31 @@ async def test_frozen_clickhouse_holds_up_no_send_and_no_push(
         max(during) * 1000,
         statistics.median(usual) * 1000,
         max(usual) * 1000,
-        [(p, s, f"{t * 1000:.0f} ms") for p, s, _, t in reads],
+        [(p, s, f"{t * 1000:.0f} ms") for p, s, _, t, _ in reads],
     )
     assert len(during) >= FROZEN_S / 0.5, f"only {len(during)} sends acked while frozen"
     assert max(during) < ACK_BOUND_S, f"a send took {max(during):.2f}s with ClickHouse frozen"
     assert pushed, f"{len(sent - messages_of(ben))} sends not pushed while ClickHouse was frozen"
     assert reads
-    for path, status, retry, took in reads:
+    gateway_log = (tmp_path / "gateway.log").read_text()
+    for path, status, retry, took, body in reads:
         assert (status, retry) == (503, "1"), (path, status)
         assert took < 1.5, f"{path} answered after {took:.2f}s"
+        # what went wrong (ClickHouse's host and port, the driver's words) is in the
+        # log under the request's id, never in the answer
+        request_id = body.pop("request_id")
+        assert body == {
+            "error": "unavailable",
+            "reason": "backend unavailable, retry",
+            "x-request-id": request_id,
+        }
+        assert f"request {request_id}" in gateway_log
     report = await converged(fault_settings, acked, within=120)
     assert report.ok, report.summary()
     record_recovery(
         f"ClickHouse frozen (SIGSTOP) {still_frozen:.0f}s",
         f"{len(during)} sends acked meanwhile (max {max(during) * 1000:.0f} ms), all pushed "
-        f"while frozen, reads 503 in ≤ {max(t for *_, t in reads) * 1000:.0f} ms; checker "
+        f"while frozen, reads 503 in ≤ {max(r[3] for r in reads) * 1000:.0f} ms; checker "
         f"clean {time.monotonic() - resumed:.1f}s after SIGCONT",
     )
 

@@ -57,6 +57,11 @@ async def test_tokens_membership_and_bad_input(settings: Settings, tmp_path: Pat
             http, "GET", gw.url + "/v1/sync", headers={"Authorization": f"Bearer {expired}"}
         )
         assert (code, body["reason"]) == (401, "token expired")
+        # a token in the URL (it ends up in access logs) only on the WebSocket upgrade
+        valid = token(gw.settings, "alice", "phone")
+        code, body = await status_of(http, "GET", gw.url + f"/v1/sync?token={valid}")
+        assert code == 401
+        assert "a token in the URL is accepted only on /v1/stream" in body["reason"]
 
         # a conversation you are not in: no history, no sends, no members
         for call in (
@@ -77,6 +82,13 @@ async def test_tokens_membership_and_bad_input(settings: Settings, tmp_path: Pat
         with pytest.raises(ApiError) as taken:
             await alice.create_group("team", ["carol"])
         assert (taken.value.status, taken.value.error) == (409, "conflict")
+        # nobody squats a direct conversation: dm: ids are for POST /v1/direct only,
+        # refused before telling whether the id exists
+        with pytest.raises(ApiError) as squat:
+            await mallory.create_group("dm:alice:zed", ["alice", "zed"])
+        assert (squat.value.status, squat.value.error) == (400, "invalid_request")
+        assert "reserved for direct conversations" in squat.value.reason
+        assert (await alice.create_direct("zed"))["conversation_id"] == "dm:alice:zed"
 
         headers = {"Authorization": f"Bearer {token(gw.settings, 'alice', 'phone')}"}
         send = gw.url + "/v1/conversations/team/messages"

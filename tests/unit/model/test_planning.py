@@ -21,18 +21,22 @@ from pipeline.model.events import (
     MessageSent,
     new_event_id,
 )
+from pipeline.model.naming import direct_conversation_id
 from pipeline.model.sequencing import Accepted, Sequencer
 from pipeline.model.state import StateStore
 
 USERS = [f"u{i}" for i in range(8)]
+DIRECT = direct_conversation_id("u0", "u1")
 
 
 def random_command(rng: random.Random, members: dict[str, set[str]]) -> Command:
-    conversation = rng.choice(["g1", "g2", "g3", "d1"])
+    conversation = rng.choice(["g1", "g2", "g3", DIRECT])
     known = members.get(conversation)
     if known is None:
-        people = tuple(rng.sample(USERS, 2 if conversation == "d1" else rng.randint(1, 3)))
-        kind = "direct" if conversation == "d1" else "group"
+        people = tuple(rng.sample(USERS, rng.randint(1, 3)))
+        if conversation == DIRECT:
+            people = tuple(rng.sample(["u0", "u1"], 2))
+        kind = "direct" if conversation == DIRECT else "group"
         return ConversationCreated(new_event_id(), conversation, people[0], kind, "", people, 0)  # type: ignore[arg-type]
     actor = rng.choice([*sorted(known), rng.choice(USERS)])  # sometimes a stranger
     roll = rng.random()

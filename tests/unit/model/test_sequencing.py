@@ -15,7 +15,12 @@ def sequencer(window_ms: int = 1_000, max_group: int = 4) -> Sequencer:
     return Sequencer(StateStore(), dedupe_window_ms=window_ms, max_group_size=max_group)
 
 
+DM = "dm:alice:bob"
+
+
 def create(conv: str = "c1", members: tuple[str, ...] = ("alice", "bob"), kind: str = "group"):  # type: ignore[no-untyped-def]
+    if kind == "direct":
+        conv = DM
     return ConversationCreated(new_event_id(), conv, members[0], kind, "", members, 0)  # type: ignore[arg-type]
 
 
@@ -92,8 +97,10 @@ def test_membership_rules() -> None:
     assert isinstance(s.apply(leave("dave"), 0), Rejected)  # not a member
     accepted(s.apply(leave("carol", actor="alice"), 0))  # removed by a member
     d = sequencer()
-    d.apply(create(kind="direct"), 0)
-    assert isinstance(d.apply(join("carol"), 0), Rejected)
+    accepted(d.apply(create(kind="direct"), 0))
+    refused = d.apply(MemberJoined(new_event_id(), DM, "alice", "carol", 0), 0)
+    assert isinstance(refused, Rejected)
+    assert "direct" in refused.reason
 
 
 def test_same_client_msg_id_within_window_is_one_message() -> None:
@@ -173,7 +180,7 @@ def test_a_group_created_above_the_threshold_is_large_from_its_creation() -> Non
     assert large_flags(s, [create(members=("alice", "bob", "carol")), send()]) == [True, True]
     d = Sequencer(StateStore(), dedupe_window_ms=0, max_group_size=10, read_diffusion_threshold=1)
     # direct conversations are never large
-    assert large_flags(d, [create(kind="direct"), send()]) == [False, False]
+    assert large_flags(d, [create(kind="direct"), send(conv=DM)]) == [False, False]
 
 
 def test_threshold_zero_never_reads_diffused() -> None:
@@ -199,3 +206,27 @@ def test_the_large_flag_survives_restore_and_old_state_values_still_load() -> No
     event = accepted(legacy.apply(send(), 0)).event
     assert (event.large, event.seq, event.event_no, event.ts_ms) == (False, 8, 10, 100)
     assert accepted(legacy.apply(join("carol"), 0)).event.large
+
+
+def test_the_dm_namespace_is_for_direct_conversations_under_their_one_id() -> None:
+    """Nobody squats a direct conversation: a group may not take a dm: id, and a
+    direct conversation has the id its two members give, or none."""
+    s = sequencer()
+    squat = s.apply(create(conv="dm:alice:zed", members=("mallory", "alice", "zed")), 0)
+    assert squat == Rejected(
+        "conversation ids starting with dm: are reserved for direct conversations (POST /v1/direct)"
+    )
+    elsewhere = ConversationCreated(
+        new_event_id(), "chat", "alice", "direct", "", ("alice", "zed"), 0
+    )
+    assert s.apply(elsewhere, 0) == Rejected(
+        "a direct conversation between alice and zed has the id dm:alice:zed, not chat"
+    )
+    wrong_pair = ConversationCreated(
+        new_event_id(), "dm:alice:zed", "alice", "direct", "", ("alice", "bob"), 0
+    )
+    assert isinstance(s.apply(wrong_pair, 0), Rejected)
+    right = ConversationCreated(
+        new_event_id(), "dm:alice:zed", "zed", "direct", "", ("zed", "alice"), 0
+    )
+    accepted(s.apply(right, 0))
