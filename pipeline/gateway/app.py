@@ -48,6 +48,7 @@ from pipeline.observe.prometheus import metrics_handler, sensor_for
 from pipeline.observe.tasks import Supervisor
 from pipeline.read import large_groups, sync_timeline
 from pipeline.read.sync_timeline import SyncEntry
+from pipeline.sdk.client import TOKEN_EXPIRED_CLOSE
 from pipeline.sdk.producer import Producer
 from pipeline.settings import Settings
 from pipeline.store.clickhouse import ClickHouse
@@ -64,13 +65,24 @@ def gateway_id(settings: Settings) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", raw)
 
 
+MIN_SECRET_BYTES = 32  # HMAC-SHA256: a shorter secret is guessable offline from one token
+
+
 def check_secret(settings: Settings) -> None:
-    host = settings.gateway.host
+    """The token secret protects every account: the development default only on
+    loopback, and any other at least MIN_SECRET_BYTES long."""
+    host, secret = settings.gateway.host, settings.gateway.auth_secret
     loopback = host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback)
-    if settings.gateway.auth_secret == DEV_SECRET and not loopback:
+    if secret == DEV_SECRET:
+        if not loopback:
+            raise ConfigError(
+                f"IMSTREAM_GATEWAY_AUTH_SECRET is the development default and the gateway "
+                f"would listen on {host}: set a secret of your own"
+            )
+    elif len(secret.encode()) < MIN_SECRET_BYTES:
         raise ConfigError(
-            f"IMSTREAM_GATEWAY_AUTH_SECRET is the development default and the gateway "
-            f"would listen on {host}: set a secret of your own"
+            f"IMSTREAM_GATEWAY_AUTH_SECRET must be at least {MIN_SECRET_BYTES} bytes "
+            f"(it has {len(secret.encode())}): e.g. `openssl rand -hex 32`"
         )
 
 
@@ -241,6 +253,7 @@ class Gateway:
         resync = asyncio.get_running_loop().call_later(
             RESYNC_AFTER_S, connection.offer, RESYNC_FRAME
         )
+        expiry = asyncio.create_task(_close_at_expiry(ws, who.expires_s))
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
@@ -249,6 +262,7 @@ class Gateway:
                     break
         finally:
             resync.cancel()
+            expiry.cancel()
             self.hub.remove(connection)
             if who.user_id not in self.hub.users:
                 self.group_push.disconnected(who.user_id)
@@ -349,6 +363,13 @@ class Gateway:
                 await self._announce()
             except (KafkaError, OSError) as exc:
                 log.warning("presence heartbeat failed: %r", exc)
+
+
+async def _close_at_expiry(ws: web.WebSocketResponse, expires_s: int) -> None:
+    """A socket lives no longer than its token: closed with TOKEN_EXPIRED_CLOSE and
+    a reason at the token's expiry (the device reconnects with a fresh token)."""
+    await asyncio.sleep(max(0.0, expires_s - time.time()))
+    await ws.close(code=TOKEN_EXPIRED_CLOSE, message=b"token expired: reconnect with a fresh one")
 
 
 async def serve(settings: Settings, stopping: asyncio.Event) -> None:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
+from pipeline.errors import AuthError
 from pipeline.sdk.api_client import ApiClient, ApiError
 from pipeline.sdk.client_groups import GroupReader
 
@@ -49,6 +50,8 @@ def decide(cursor: int, sync_seq: int) -> Decision:
 
 OnEntry = Callable[[Entry], Awaitable[None] | None]
 ACK_EVERY_S = 1.0
+# the close code of a socket whose token expired (the application's range, 4000-4999)
+TOKEN_EXPIRED_CLOSE = 4001
 BEHIND_RETRY_S = 1.0  # how often a device whose pull failed tries again
 LEARN_GROUP_S = 10.0  # how long a push of a group this device does not read yet waits for it
 
@@ -91,7 +94,8 @@ class SyncClient:
         self._acking: asyncio.Task[None] | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Stay connected until ``stopping`` is set, reconnecting with backoff."""
+        """Stay connected until ``stopping`` is set, reconnecting with backoff; raise
+        AuthError when the gateway closes the socket because the token expired."""
         delay = 0.2
         async with aiohttp.ClientSession() as session:
             api = ApiClient(self.base_url, self.token, session)
@@ -144,6 +148,9 @@ class SyncClient:
                     if receive not in done:
                         continue
                     message, receive = receive.result(), None
+                    if ws.close_code == TOKEN_EXPIRED_CLOSE:
+                        # reconnecting with the same token can only be refused
+                        raise AuthError(f"device {self.device_id}: the token expired")
                     if message.type != aiohttp.WSMsgType.TEXT:
                         return
                     await self._frame(api, orjson.loads(message.data))

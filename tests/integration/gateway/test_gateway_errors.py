@@ -9,8 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from pipeline.errors import AuthError
 from pipeline.gateway import auth
-from pipeline.sdk.client import ApiClient, ApiError, SyncClient
+from pipeline.sdk.client import TOKEN_EXPIRED_CLOSE, ApiClient, ApiError, SyncClient
 from pipeline.settings import Settings
 from tests.support import eventually, gateway_process, running_worker, token
 
@@ -170,3 +171,29 @@ async def test_websocket_refusals_and_garbage_frames(settings: Settings, tmp_pat
 
 async def _has(client: SyncClient, body: str) -> bool:
     return any(e["body"] == body for e in client.entries)
+
+
+async def test_a_socket_is_closed_when_its_token_expires(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """No socket outlives its token: closed with 4001 and a reason; the reference
+    client stops with AuthError instead of reconnecting with a dead token."""
+    async with (
+        running_worker(settings),
+        gateway_process(settings, tmp_path / "gw.log") as gw,
+        aiohttp.ClientSession() as http,
+    ):
+        ws = await http.ws_connect(
+            gw.url + "/v1/stream", params={"token": token(gw.settings, "carol", "pc", ttl=2)}
+        )
+        assert (await ws.receive_json(timeout=10))["type"] == "hello"
+        while (message := await ws.receive(timeout=30)).type == aiohttp.WSMsgType.TEXT:
+            pass  # a pull frame may come first
+        assert message.type == aiohttp.WSMsgType.CLOSE
+        assert (ws.close_code, message.extra) == (
+            TOKEN_EXPIRED_CLOSE,
+            "token expired: reconnect with a fresh one",
+        )
+        device = SyncClient(gw.url, token(gw.settings, "dan", "pc", ttl=2), "pc")
+        with pytest.raises(AuthError, match="the token expired"):
+            await asyncio.wait_for(device.run(asyncio.Event()), 30)

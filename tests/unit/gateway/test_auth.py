@@ -55,4 +55,13 @@ def test_the_development_secret_stays_on_loopback() -> None:
     public = settings.replace(gateway=replace(settings.gateway, host="0.0.0.0"))
     with pytest.raises(ConfigError, match="development default"):
         check_secret(public)
-    check_secret(public.replace(gateway=replace(public.gateway, auth_secret="a real one")))
+    check_secret(public.replace(gateway=replace(public.gateway, auth_secret="k" * 32)))
+
+
+@pytest.mark.parametrize("secret", ["", "short", "k" * 31, "é" * 15])
+def test_a_secret_of_ones_own_has_at_least_32_bytes(secret: str) -> None:
+    settings = Settings.from_env({})
+    for host in ("127.0.0.1", "0.0.0.0"):
+        chosen = settings.replace(gateway=replace(settings.gateway, host=host, auth_secret=secret))
+        with pytest.raises(ConfigError, match="at least 32 bytes"):
+            check_secret(chosen)
