@@ -117,7 +117,10 @@ class GatewaySettings:
     id: str = ""
     """Names this gateway's push topic; empty: <hostname>-<port> (stable across restarts)."""
     # a development default: the gateway refuses it unless it listens on loopback only
-    auth_secret: str = "imstream-local-dev-secret"  # noqa: S105
+    auth_secret: str = "imstream-local-development-secret"  # noqa: S105
+    auth_old_secrets: str = ""
+    """Comma-separated secrets whose tokens are still accepted (a rotation's previous
+    keys); tokens are signed with auth_secret only (pipeline/gateway/auth.py)."""
     token_ttl_s: int = DAY_S
     max_request_bytes: int = 65_536
     push_queue_size: int = 256

@@ -54,7 +54,7 @@ from pipeline.settings import Settings
 from pipeline.store.clickhouse import ClickHouse
 
 log = logging.getLogger(__name__)
-DEV_SECRET = "imstream-local-dev-secret"  # noqa: S105  (refused off loopback)
+DEV_SECRET = "imstream-local-development-secret"  # noqa: S105  (refused off loopback)
 STREAM_PATH = "/v1/stream"  # the WebSocket: the one route whose token may be in the URL
 
 
@@ -84,6 +84,12 @@ def check_secret(settings: Settings) -> None:
             f"IMSTREAM_GATEWAY_AUTH_SECRET must be at least {MIN_SECRET_BYTES} bytes "
             f"(it has {len(secret.encode())}): e.g. `openssl rand -hex 32`"
         )
+    old = auth.Keys.from_setting(secret, settings.gateway.auth_old_secrets).accepted.values()
+    if any(len(s.encode()) < MIN_SECRET_BYTES for s in old):
+        raise ConfigError(
+            f"every secret in IMSTREAM_GATEWAY_AUTH_OLD_SECRETS must be at least "
+            f"{MIN_SECRET_BYTES} bytes"
+        )
 
 
 def _is_ip(host: str) -> bool:
@@ -98,6 +104,9 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         check_secret(settings)
         self.settings = settings
+        self.keys = auth.Keys.from_setting(
+            settings.gateway.auth_secret, settings.gateway.auth_old_secrets
+        )
         self.id = gateway_id(settings)
         self.topics = catalogue(settings)
         self.push_topic = self.topics.push(self.id)
@@ -196,7 +205,7 @@ class Gateway:
                     "'Authorization: Bearer <token>'"
                 )
             token = token or in_url
-            request["identity"] = auth.verify(self.settings.gateway.auth_secret, token)
+            request["identity"] = auth.verify(self.keys, token)
         response: web.StreamResponse = await handler(request)
         return response
 

@@ -1,25 +1,31 @@
-"""Signed tokens naming a user and a device.
+"""Signed tokens naming a user and a device: JWTs (PyJWT), HS256 only.
 
-A token is ``<payload>.<signature>``, both base64url without padding: the
-payload is JSON ``{"u": user, "d": device, "exp": unix seconds}``, the
-signature HMAC-SHA256 of the payload with the gateway's secret
-(``IMSTREAM_GATEWAY_AUTH_SECRET``). ``imstream token <user> <device>`` issues
-one for local use.
+The claims are ``sub`` (the user), ``dev`` (the device), ``iat`` and ``exp`` (unix
+seconds). The header's ``kid`` names the key that signed it: the first 16 hex
+digits of the key's SHA-256, so a key needs no name of its own and the id gives
+nothing of it away.
+
+The gateway signs with ``IMSTREAM_GATEWAY_AUTH_SECRET`` and accepts tokens signed
+with it or with any of ``IMSTREAM_GATEWAY_AUTH_OLD_SECRETS`` (comma-separated).
+To rotate a key, move the current secret to the old ones and set a new one. Once
+the old one's tokens have expired (``IMSTREAM_GATEWAY_TOKEN_TTL_S``), drop it.
+Only HS256 is accepted: a token naming another algorithm (``none`` among them)
+is refused. ``imstream token <user> <device>`` issues one for local use.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import orjson
+import jwt
 
 from pipeline.errors import AuthError, ValidationError
 from pipeline.model.events import ID_PATTERN, MAX_ID_CHARS
+
+ALGORITHMS = ["HS256"]  # the allow-list: nothing else is ever verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,42 +35,78 @@ class Identity:
     expires_s: int
 
 
-def issue(secret: str, user_id: str, device_id: str, ttl_s: int, now_s: float | None = None) -> str:
+def key_id(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The secret tokens are signed with, and every secret they are accepted from."""
+
+    signing: str
+    accepted: dict[str, str]  # key id -> secret
+
+    @classmethod
+    def of(cls, secret: str, old: Sequence[str] = ()) -> Keys:
+        return cls(secret, {key_id(s): s for s in (secret, *old) if s})
+
+    @classmethod
+    def from_setting(cls, secret: str, old_secrets: str) -> Keys:
+        """From the settings: the old secrets are comma-separated."""
+        return cls.of(secret, [s.strip() for s in old_secrets.split(",") if s.strip()])
+
+
+def _keys(keys: Keys | str) -> Keys:
+    return keys if isinstance(keys, Keys) else Keys.of(keys)
+
+
+def issue(
+    keys: Keys | str, user_id: str, device_id: str, ttl_s: int, now_s: float | None = None
+) -> str:
     for name, value in (("user", user_id), ("device", device_id)):
-        if not (0 < len(value) <= MAX_ID_CHARS and ID_PATTERN.fullmatch(value)):
+        if not _valid_id(value):
             raise ValidationError(
                 f"{name} id {value!r} must be 1-{MAX_ID_CHARS} of [A-Za-z0-9._:@+-]"
             )
-    expires = int((time.time() if now_s is None else now_s) + ttl_s)
-    payload = _b64(orjson.dumps({"u": user_id, "d": device_id, "exp": expires}))
-    return f"{payload}.{_sign(secret, payload)}"
+    signing = _keys(keys).signing
+    now = int(time.time() if now_s is None else now_s)
+    claims = {"sub": user_id, "dev": device_id, "iat": now, "exp": now + ttl_s}
+    return jwt.encode(claims, signing, algorithm="HS256", headers={"kid": key_id(signing)})
 
 
-def verify(secret: str, token: str | None, now_s: float | None = None) -> Identity:
+def verify(keys: Keys | str, token: str | None, now_s: float | None = None) -> Identity:
     if not token:
         raise AuthError("missing token: send 'Authorization: Bearer <token>'")
-    payload, dot, signature = token.partition(".")
-    if not dot or not payload or not signature:
-        raise AuthError("malformed token")
-    if not hmac.compare_digest(signature, _sign(secret, payload)):
-        raise AuthError("invalid token signature")
     try:
-        claims = orjson.loads(_unb64(payload))
-        identity = Identity(str(claims["u"]), str(claims["d"]), int(claims["exp"]))
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
         raise AuthError("malformed token") from None
-    if identity.expires_s < (time.time() if now_s is None else now_s):
+    kid = header.get("kid")
+    secret = _keys(keys).accepted.get(kid) if isinstance(kid, str) else None
+    if secret is None:
+        raise AuthError("unknown key id: the token was not signed by this gateway's keys")
+    try:
+        # expiry is checked below, against now_s (the tests' clock) like the rest
+        claims = jwt.decode(
+            token, secret, algorithms=ALGORITHMS, options={"verify_exp": False, "verify_iat": False}
+        )
+    except jwt.InvalidAlgorithmError:
+        raise AuthError(f"token algorithm not allowed (only {', '.join(ALGORITHMS)})") from None
+    except jwt.InvalidSignatureError:
+        raise AuthError("invalid token signature") from None
+    except jwt.InvalidTokenError:
+        raise AuthError("malformed token") from None
+    user, device, expires = claims.get("sub"), claims.get("dev"), claims.get("exp")
+    if not (_valid_id(user) and _valid_id(device) and type(expires) is int):
+        raise AuthError("malformed token")
+    if expires < (time.time() if now_s is None else now_s):
         raise AuthError("token expired")
-    return identity
+    return Identity(user, device, expires)  # type: ignore[arg-type]
 
 
-def _sign(secret: str, payload: str) -> str:
-    return _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _valid_id(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_CHARS
+        and bool(ID_PATTERN.fullmatch(value))
+    )

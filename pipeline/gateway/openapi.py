@@ -55,7 +55,9 @@ SPEC: dict[str, Any] = {
         "description": "Send, history, sync pull, cursor acks; push over GET /v1/stream.",
     },
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (HS256, kid)"}
+        },
         "schemas": {
             "Error": _obj(["error", "reason"], error=STR, reason=STR),
             "Accepted": _obj(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 
 from pipeline.errors import AuthError
@@ -48,11 +50,20 @@ async def test_tokens_membership_and_bad_input(settings: Settings, tmp_path: Pat
         bad = {"Authorization": "Bearer not-a-token"}
         code, body = await status_of(http, "GET", gw.url + "/v1/sync", headers=bad)
         assert (code, body["error"], body["reason"]) == (401, "unauthorized", "malformed token")
-        forged = auth.issue("another secret", "alice", "phone", 3600)
-        code, body = await status_of(
-            http, "GET", gw.url + "/v1/sync", headers={"Authorization": f"Bearer {forged}"}
-        )
-        assert (code, body["reason"]) == (401, "invalid token signature")
+        # forged: signed with another key, under its own key id and under the gateway's
+        other = "another secret, long enough: 32+"
+        kid = {"kid": auth.key_id(gw.settings.gateway.auth_secret)}
+        claims = {"sub": "alice", "dev": "phone", "exp": int(time.time()) + 60}
+        for forged, reason in (
+            (auth.issue(other, "alice", "phone", 3600), "unknown key id"),
+            (jwt.encode(claims, other, algorithm="HS256", headers=kid), "invalid token signature"),
+            (jwt.encode(claims, None, algorithm="none", headers=kid), "algorithm not allowed"),
+        ):
+            code, body = await status_of(
+                http, "GET", gw.url + "/v1/sync", headers={"Authorization": f"Bearer {forged}"}
+            )
+            assert code == 401
+            assert reason in body["reason"]
         expired = token(gw.settings, "alice", "phone", ttl=-10)
         code, body = await status_of(
             http, "GET", gw.url + "/v1/sync", headers={"Authorization": f"Bearer {expired}"}
@@ -139,7 +150,7 @@ async def test_websocket_refusals_and_garbage_frames(settings: Settings, tmp_pat
         assert refused.value.status == 401
         with pytest.raises(aiohttp.WSServerHandshakeError) as forged:
             await http.ws_connect(
-                gw.url + "/v1/stream", params={"token": auth.issue("x", "bob", "p", 60)}
+                gw.url + "/v1/stream", params={"token": auth.issue("x" * 32, "bob", "p", 60)}
             )
         assert forged.value.status == 401
 
