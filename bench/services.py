@@ -99,7 +99,9 @@ class Services:
 
     async def start_gateway(self) -> Service:
         port = free_port()
-        gateway = replace(self.settings.gateway, port=port, id=f"gw{port}")
+        # the benchmarks measure the pipeline: a few users send at the offered rate,
+        # which the per-user send limit (a protection, not a capacity) would cap
+        gateway = replace(self.settings.gateway, port=port, id=f"gw{port}", sends_per_s=0)
         settings = self.settings.replace(gateway=gateway)
         n = len(self.gateways)
         log = self.logdir / f"{self.settings.topics.prefix}gateway{n}.log"

@@ -16,6 +16,7 @@ ImstreamError
  │                          member, unknown conversation, ...)
  ├── AccessDeniedError      a user asks for what is not theirs
  ├── AuthError              a token is missing, malformed, forged or expired
+ ├── RateLimitedError       a user is over one of the gateway's limits (429)
  ├── CursorError            a sync cursor the server cannot serve
  │    └── CursorExpiredError    older than the sync retention: re-sync from history
  ├── QueryError             ClickHouse refused an ad-hoc query (imstream sql)
@@ -101,3 +102,11 @@ class RefusedError(ImstreamError):
 
 class StoreUnavailableError(ImstreamError):
     retriable = True
+
+
+class RateLimitedError(ImstreamError):
+    """Over a limit: try again after ``retry_after_s`` (the gateway answers 429)."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -122,6 +122,16 @@ class GatewaySettings:
     """Comma-separated secrets whose tokens are still accepted (a rotation's previous
     keys); tokens are signed with auth_secret only (pipeline/gateway/auth.py)."""
     token_ttl_s: int = DAY_S
+    # per user, per gateway (pipeline/gateway/limits.py); 0 turns a limit off
+    sends_per_s: float = 20.0
+    """Sends a user may make per second, after a burst of send_burst."""
+    send_burst: int = 100
+    creates_per_min: float = 30.0
+    """Conversations created and members added (or removed) per user per minute,
+    after a burst of create_burst."""
+    create_burst: int = 30
+    max_sockets_per_user: int = 16
+    max_sockets_per_device: int = 2
     max_request_bytes: int = 65_536
     push_queue_size: int = 256
     store_timeout_s: float = 1.0
@@ -244,6 +254,18 @@ class Settings:
             (self.topics.user_partitions >= 1, "TOPICS_USER_PARTITIONS must be >= 1"),
             (self.pipeline.sync_retention_days >= 1, "PIPELINE_SYNC_RETENTION_DAYS must be >= 1"),
             (self.pipeline.dedupe_window_s >= 0, "PIPELINE_DEDUPE_WINDOW_S must be >= 0"),
+            (
+                min(self.gateway.sends_per_s, self.gateway.creates_per_min) >= 0,
+                "GATEWAY_SENDS_PER_S and GATEWAY_CREATES_PER_MIN must be >= 0 (0: no limit)",
+            ),
+            (
+                min(self.gateway.send_burst, self.gateway.create_burst) >= 1,
+                "GATEWAY_SEND_BURST and GATEWAY_CREATE_BURST must be >= 1",
+            ),
+            (
+                min(self.gateway.max_sockets_per_user, self.gateway.max_sockets_per_device) >= 0,
+                "GATEWAY_MAX_SOCKETS_PER_USER and _PER_DEVICE must be >= 0 (0: no limit)",
+            ),
             (
                 self.pipeline.dedupe_max_per_partition >= 1,
                 "PIPELINE_DEDUPE_MAX_PER_PARTITION must be >= 1",

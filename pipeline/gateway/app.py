@@ -25,7 +25,13 @@ from aiohttp import WSMsgType, web
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from pipeline.errors import AuthError, ConfigError, EventError, ImstreamError
+from pipeline.errors import (
+    AuthError,
+    ConfigError,
+    EventError,
+    ImstreamError,
+    RateLimitedError,
+)
 from pipeline.gateway import auth, openapi
 from pipeline.gateway.errors import UNAVAILABLE, json_errors, new_request_id
 from pipeline.gateway.group_push import GroupPush
@@ -240,6 +246,7 @@ class Gateway:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         who = request["identity"]
+        self._room_for_socket(who)
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
         await ws.prepare(request)
         connection = Connection(
@@ -278,6 +285,22 @@ class Gateway:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
         return ws
+
+    def _room_for_socket(self, who: auth.Identity) -> None:
+        """Refuse (429) a socket past the user's or the device's limit on this gateway."""
+        gw = self.settings.gateway
+        sockets = self.hub.users.get(who.user_id, set())
+        same_device = sum(1 for c in sockets if c.device_id == who.device_id)
+        for count, limit, whose in (
+            (len(sockets), gw.max_sockets_per_user, f"user {who.user_id}"),
+            (same_device, gw.max_sockets_per_device, f"device {who.device_id}"),
+        ):
+            if limit > 0 and count >= limit:
+                raise RateLimitedError(
+                    f"{whose} has {count} sockets open on this gateway (at most {limit}): "
+                    "close one first",
+                    retry_after_s=RESYNC_AFTER_S,
+                )
 
     async def _client_frame(self, connection: Connection, text: str) -> None:
         """Devices may ack their cursors over the socket:

@@ -10,6 +10,7 @@ hosts and the drivers' words, goes to the log under that id, never to clients.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +24,7 @@ from pipeline.errors import (
     CursorExpiredError,
     EventError,
     ImstreamError,
+    RateLimitedError,
     RejectedError,
 )
 
@@ -77,6 +79,10 @@ def to_response(exc: Exception, request_id: str) -> web.Response:
     """The answer to ``exc``; a 5xx names ``request_id``, which the log has too."""
     if isinstance(exc, CursorExpiredError):
         return error_response(410, "cursor_expired", str(exc), head=exc.head)
+    if isinstance(exc, RateLimitedError):
+        response = error_response(429, "rate_limited", str(exc))
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        return response
     for kind, status, code in STATUS:
         if isinstance(exc, kind):
             return error_response(status, code, str(exc))

@@ -26,6 +26,7 @@ from pipeline.errors import (
     ValidationError,
 )
 from pipeline.gateway.auth import Identity
+from pipeline.gateway.limits import RateLimit
 from pipeline.gateway.roster import RosterFollower
 from pipeline.model.naming import DIRECT_PREFIX, direct_conversation_id
 from pipeline.read import history, large_groups, sync_timeline
@@ -111,6 +112,11 @@ class HttpApi:
         self.producer = producer
         self.roster = roster
         self._members: dict[tuple[str, str], float] = {}  # (conversation, user) -> valid until
+        gw = settings.gateway
+        self.sends = RateLimit("sends", gw.sends_per_s, gw.send_burst)
+        self.creates = RateLimit(
+            "conversations created or members added", gw.creates_per_min / 60, gw.create_burst
+        )
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -132,6 +138,7 @@ class HttpApi:
         return web.json_response({"user_id": who.user_id, "device_id": who.device_id})
 
     async def create_group(self, request: web.Request) -> web.Response:
+        self.creates.take(identity(request).user_id)
         data = await json_body(request)
         conversation_id = field(data, "conversation_id", str)
         members = field(data, "members", list)
@@ -150,8 +157,9 @@ class HttpApi:
         return accepted(ack)
 
     async def create_direct(self, request: web.Request) -> web.Response:
-        peer = field(await json_body(request), "peer", str)
         me = identity(request).user_id
+        self.creates.take(me)
+        peer = field(await json_body(request), "peer", str)
         if peer == me:
             raise ValidationError("a direct conversation needs another user as 'peer'")
         await self._require_new(direct_conversation_id(me, peer))
@@ -179,18 +187,22 @@ class HttpApi:
 
     async def join(self, request: web.Request) -> web.Response:
         cid = request.match_info["cid"]
-        user = field(await json_body(request), "user_id", str)
         actor = identity(request).user_id
+        self.creates.take(actor)
+        user = field(await json_body(request), "user_id", str)
         await self._require_member(cid, actor)
         return accepted(await self.producer.join(cid, actor, user))
 
     async def leave(self, request: web.Request) -> web.Response:
         cid, user = request.match_info["cid"], request.match_info["uid"]
         actor = identity(request).user_id
+        if user != actor:  # leaving is always allowed; removing others counts
+            self.creates.take(actor)
         await self._require_member(cid, actor)
         return accepted(await self.producer.leave(cid, actor, user))
 
     async def send(self, request: web.Request) -> web.Response:
+        self.sends.take(identity(request).user_id)
         cid = request.match_info["cid"]
         data = await json_body(request)
         body = field(data, "body", str)

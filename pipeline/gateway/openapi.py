@@ -17,9 +17,18 @@ ERRORS = {
     "400": _json(_ref("Error"), "invalid request: the reason says which field"),
     "401": _json(_ref("Error"), "missing, malformed, forged or expired token"),
     "403": _json(_ref("Error"), "not a member / not your device"),
-    "503": _json(_ref("Error"), "Kafka or ClickHouse unavailable: retry"),
+    "503": _json(
+        _ref("Error"),
+        "Kafka or ClickHouse unavailable: retry after Retry-After; request_id names the "
+        "log line with the details",
+    ),
 }
-ACCEPTED = {"202": _json(_ref("Accepted"), "in the log; sequencing follows"), **ERRORS}
+LIMITED = {
+    "429": _json(
+        _ref("Error"), "over one of the user's limits: the Retry-After header says when to retry"
+    )
+}
+ACCEPTED = {"202": _json(_ref("Accepted"), "in the log; sequencing follows"), **ERRORS, **LIMITED}
 
 
 def _path_param(name: str) -> dict[str, Any]:
@@ -59,7 +68,7 @@ SPEC: dict[str, Any] = {
             "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (HS256, kid)"}
         },
         "schemas": {
-            "Error": _obj(["error", "reason"], error=STR, reason=STR),
+            "Error": _obj(["error", "reason"], error=STR, reason=STR, request_id=STR),
             "Accepted": _obj(
                 ["event_id", "conversation_id"],
                 event_id=STR,
@@ -265,7 +274,7 @@ SPEC: dict[str, Any] = {
                 "group cursor + 1, else pull); client may send {type: ack, cursor, groups?}. "
                 "Token in Authorization, or in ?token= (this route only: a browser's "
                 "WebSocket cannot set a header).",
-                "responses": {"101": {"description": "switching protocols"}, **ERRORS},
+                "responses": {"101": {"description": "switching protocols"}, **ERRORS, **LIMITED},
             }
         },
     },

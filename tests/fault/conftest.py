@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,9 @@ async def fault_settings(private_stack: Settings) -> AsyncIterator[Settings]:
     """Settings for one fault test: its own topics and database on the private stack."""
     name = unique_name("f")
     settings = isolated(private_stack, name)
+    # the suite's traffic has one user send as fast as the acks come back: the
+    # per-user send limit would shape it (tests/integration/gateway/test_limits.py)
+    settings = settings.replace(gateway=replace(settings.gateway, sends_per_s=0))
     await kafka.ensure_topics(settings, catalogue(settings).all())
     schema.migrate(settings)
     yield settings

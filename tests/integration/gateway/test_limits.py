@@ -1,0 +1,102 @@
+"""One user cannot take the gateway from the others: sends, creations and sockets
+past the user's limits get 429 with Retry-After, before anything is produced,
+and other users are not affected. Tried with plain HTTP and WebSocket clients."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from pipeline.settings import Settings
+from tests.support import gateway_process, running_worker, token
+
+
+async def _call(
+    http: aiohttp.ClientSession, method: str, url: str, bearer: str, body: Any
+) -> tuple[int, dict[str, Any], str | None]:
+    headers = {"Authorization": f"Bearer {bearer}"}
+    async with http.request(method, url, json=body, headers=headers) as response:
+        return response.status, await response.json(), response.headers.get("Retry-After")
+
+
+async def test_a_user_over_a_limit_gets_429_and_the_others_do_not(
+    settings: Settings, tmp_path: Path
+) -> None:
+    tight = settings.replace(
+        gateway=replace(
+            settings.gateway,
+            sends_per_s=0.2,
+            send_burst=3,
+            creates_per_min=1,
+            create_burst=2,
+            max_sockets_per_user=2,
+            max_sockets_per_device=1,
+        )
+    )
+    async with (
+        running_worker(tight),
+        gateway_process(tight, tmp_path / "gw.log") as gw,
+        aiohttp.ClientSession() as http,
+    ):
+        alice, bob = token(gw.settings, "alice", "phone"), token(gw.settings, "bob", "phone")
+        url = gw.url + "/v1"
+
+        # creations: a burst of 2, then one a minute
+        for name in ("c1", "c2"):
+            status, _, _ = await _call(
+                http,
+                "POST",
+                url + "/conversations",
+                alice,
+                {"conversation_id": name, "members": ["bob"]},
+            )
+            assert status == 202
+        status, body, retry = await _call(
+            http,
+            "POST",
+            url + "/conversations",
+            alice,
+            {"conversation_id": "c3", "members": ["bob"]},
+        )
+        assert (status, body["error"]) == (429, "rate_limited")
+        assert "too many conversations created or members added" in body["reason"]
+        assert retry is not None
+        assert 1 <= int(retry) <= 60
+        status, _, _ = await _call(http, "POST", url + "/direct", alice, {"peer": "carol"})
+        assert status == 429  # the same bucket
+
+        # sends: a burst of 3, then one each 5 s; bob's own bucket is untouched
+        sends = url + "/conversations/c1/messages"
+        for n in range(3):
+            status, _, _ = await _call(http, "POST", sends, alice, {"body": f"hi {n}"})
+            assert status == 202
+        status, body, retry = await _call(http, "POST", sends, alice, {"body": "one more"})
+        assert (status, retry) == (429, "5")
+        assert "too many sends: at most 3 at once, then 0.2 per second" in body["reason"]
+        status, _, _ = await _call(http, "POST", sends, bob, {"body": "bob is fine"})
+        assert status == 202
+
+        # sockets: one per device, two per user
+        stream = gw.url + "/v1/stream"
+        first = await http.ws_connect(stream, params={"token": alice})
+        try:
+            async with http.get(stream, params={"token": alice}) as refused:
+                assert refused.status == 429
+                assert "device phone has 1 sockets open" in (await refused.json())["reason"]
+            laptop = await http.ws_connect(
+                stream, params={"token": token(gw.settings, "alice", "laptop")}
+            )
+            async with http.get(
+                stream, params={"token": token(gw.settings, "alice", "tablet")}
+            ) as refused:
+                assert refused.status == 429
+                assert "user alice has 2 sockets open" in (await refused.json())["reason"]
+            bobs = await http.ws_connect(stream, params={"token": bob})
+            assert (await bobs.receive_json(timeout=10))["type"] == "hello"
+            await bobs.close()
+            await laptop.close()
+        finally:
+            await first.close()
