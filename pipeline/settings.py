@@ -130,6 +130,9 @@ class GatewaySettings:
     """Conversations created and members added (or removed) per user per minute,
     after a burst of create_burst."""
     create_burst: int = 30
+    max_pull_bytes: int = 1_048_576
+    """Message bodies one pull of the sync timeline returns at most (the entries
+    past it come with the next pull; a single larger entry still comes whole)."""
     max_sockets_per_user: int = 16
     max_sockets_per_device: int = 2
     max_request_bytes: int = 65_536
@@ -263,8 +266,14 @@ class Settings:
                 "GATEWAY_SEND_BURST and GATEWAY_CREATE_BURST must be >= 1",
             ),
             (
-                min(self.gateway.max_sockets_per_user, self.gateway.max_sockets_per_device) >= 0,
-                "GATEWAY_MAX_SOCKETS_PER_USER and _PER_DEVICE must be >= 0 (0: no limit)",
+                min(
+                    self.gateway.max_sockets_per_user,
+                    self.gateway.max_sockets_per_device,
+                    self.gateway.max_pull_bytes,
+                )
+                >= 0,
+                "GATEWAY_MAX_SOCKETS_PER_USER, _PER_DEVICE and GATEWAY_MAX_PULL_BYTES must be "
+                ">= 0 (0: no limit)",
             ),
             (
                 self.pipeline.dedupe_max_per_partition >= 1,

@@ -42,7 +42,7 @@ from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerFenced
+from aiokafka.errors import KafkaError, ProducerFenced
 
 from agents.runtime.local_state import Checkpoint, DiskValues, LocalState, LocalStateBusy
 from pipeline.log import kafka
@@ -490,8 +490,8 @@ class TransactionalStage:
         )
         local = None
         try:
-            await self._step(tp, producer.start(), "starting its producer")
-            committed = await self._step(tp, self._consumer.committed(tp), "its offset") or 0
+            await self._step(tp, producer.start())
+            committed = await self._step(tp, self._consumer.committed(tp)) or 0
             parked = self._parked.pop(tp, None)
             if parked is not None and parked[1] == committed:
                 state, how = parked[0], "kept in memory"
@@ -534,16 +534,16 @@ class TransactionalStage:
         if tp in self._abandoned:
             raise Abandoned
 
-    async def _step(self, tp: TopicPartition, step: Awaitable[T], what: str) -> T:
+    async def _step(self, tp: TopicPartition, step: Awaitable[T]) -> T:
         """One Kafka step of opening ``tp`` (input partition), which may wait without
         end (aiokafka's producer start retries InitProducerId for as long as the
-        transaction coordinator is loading): called off as soon as ``tp`` is
-        abandoned, and a timeout past the request timeout, so the opening fails,
-        the partition shows as stalled and is retried with backoff. Cancelling a
-        Kafka call is safe: a connection cut halfway is closed by aiokafka, and the
-        opening stops the clients it started."""
-        limit_s = self.settings.kafka.request_timeout_ms / 1000
-        return await abandonable(step, lambda: tp in self._abandoned, limit_s, what)
+        transaction coordinator is loading, or busy aborting a transaction): called
+        off as soon as ``tp`` is abandoned, so a revocation or a stop never waits on
+        it. Cancelling a Kafka call is safe: a connection cut halfway is closed by
+        aiokafka, and the opening stops the clients it started. It has no time limit
+        of its own: cutting a slow start short only made a recovering partition start
+        over later (tests/integration/agents/test_stalled.py)."""
+        return await abandonable(step, lambda: tp in self._abandoned)
 
     async def _restore(self, partition: int) -> tuple[StateStore, LocalState | None, str]:
         """The partition's state. On disk: the local store, brought up to the end of
@@ -559,8 +559,8 @@ class TransactionalStage:
         reader.assign([tp])
         loaded = replayed = 0
         try:
-            await self._step(input_tp, reader.start(), "starting its changelog reader")
-            end = (await self._step(input_tp, reader.end_offsets([tp]), "its changelog end"))[tp]
+            await self._step(input_tp, reader.start())
+            end = (await self._step(input_tp, reader.end_offsets([tp])))[tp]
             start = 0
             if local is not None:
                 checkpoint = await asyncio.to_thread(local.open)
@@ -696,23 +696,16 @@ class Abandoned(Exception):  # not an error: an opening was called off
     """An opening noticed it was abandoned."""
 
 
-async def abandonable(
-    step: Awaitable[T], abandoned: Callable[[], bool], limit_s: float, what: str
-) -> T:
+async def abandonable(step: Awaitable[T], abandoned: Callable[[], bool]) -> T:
     """``step``'s result; cancelled (and ``Abandoned`` raised) as soon as
-    ``abandoned()`` says so, looked at every ABANDON_POLL_S; cancelled and a
-    ``KafkaTimeoutError`` past ``limit_s``. Cancelling the caller cancels it too."""
+    ``abandoned()`` says so, looked at every ABANDON_POLL_S. Cancelling the caller
+    cancels it too."""
     task = asyncio.ensure_future(step)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
     try:
         while not task.done():
             if abandoned():
                 raise Abandoned
-            left = deadline - loop.time()
-            if left <= 0:
-                raise KafkaTimeoutError(f"{what} took over {limit_s:.0f}s")
-            await asyncio.wait({task}, timeout=min(ABANDON_POLL_S, left))
+            await asyncio.wait({task}, timeout=ABANDON_POLL_S)
     finally:
         if not task.done():
             task.cancel()

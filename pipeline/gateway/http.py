@@ -103,6 +103,22 @@ def accepted(ack: Ack, **extra: Any) -> web.Response:
     return _json(body, status=202)
 
 
+def within_bytes(page: sync_timeline.SyncPage, budget: int) -> sync_timeline.SyncPage:
+    """The first entries of ``page`` whose bodies fit in ``budget`` bytes (at least
+    one: an entry is never cut), the cursor moved to the last of them; the device
+    pulls again from there. 0: no bound."""
+    if budget <= 0:
+        return page
+    kept: list[sync_timeline.SyncEntry] = []
+    used = 0
+    for entry in page.entries:
+        used += len(entry.body.encode())
+        if kept and used > budget:
+            return sync_timeline.SyncPage(kept, kept[-1].sync_seq, page.head)
+        kept.append(entry)
+    return page
+
+
 class HttpApi:
     def __init__(
         self, settings: Settings, store: ClickHouse, producer: Producer, roster: RosterFollower
@@ -242,6 +258,7 @@ class HttpApi:
         groups = await large_groups.pages(
             self.store, who.user_id, who.device_id, group_cursors(request), limit
         )
+        page = within_bytes(page, self.settings.gateway.max_pull_bytes)
         return _json(
             {
                 "entries": [e.to_json() for e in page.entries],

@@ -37,15 +37,27 @@ async def test_a_partition_that_cannot_open_shows_as_stalled(settings: Settings)
     async with running_worker(settings) as worker, Producer(settings) as producer:
         await eventually(lambda: _async(worker.health_port), bool, within=30, every=0.1)
         await producer.create_conversation("g", "ann", ["ben"])
+        # every sequencer partition open first: one still restoring when the topic
+        # goes would stall for its own reason, and the test would recreate the topic
+        # before g's transaction failed (then it succeeds, and nothing is refused)
+        everyone = list(range(settings.topics.conversation_partitions))
         await eventually(
-            lambda: get(worker, "/health"), lambda r: r[1]["agents"]["sequencer"]["processed"] == 1
+            lambda: get(worker, "/health"),
+            lambda r: (
+                r[1]["agents"]["sequencer"]["processed"] == 1
+                and r[1]["agents"]["sequencer"]["partitions"] == everyone
+            ),
         )
         await kafka.delete_topics(settings, [changelog.name])
         await producer.send_message("g", "ann", "into the void")
+        home = str(kafka.partition_for(b"g", settings.topics.conversation_partitions))
         status, body = await eventually(
-            lambda: get(worker, "/ready"), lambda r: r[0] == 503 and "stalled" in r[1], within=60
+            lambda: get(worker, "/ready"),
+            lambda r: r[0] == 503 and home in r[1].get("stalled", {}).get("sequencer", {}),
+            within=60,
         )
         [(partition, stall)] = body["stalled"]["sequencer"].items()
+        assert partition == home
         assert stall["attempts"] >= 1
         assert stall["reason"], stall
         _, health = await get(worker, "/health")

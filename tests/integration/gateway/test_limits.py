@@ -34,6 +34,7 @@ async def test_a_user_over_a_limit_gets_429_and_the_others_do_not(
             create_burst=2,
             max_sockets_per_user=2,
             max_sockets_per_device=1,
+            max_pull_bytes=10,
         )
     )
     async with (
@@ -86,6 +87,28 @@ async def test_a_user_over_a_limit_gets_429_and_the_others_do_not(
         assert "too many sends: at most 3 at once, then 12 per minute" in body["reason"]
         status, body, _ = await _call(http, "POST", sends, bob, {"body": "bob is fine"})
         assert status == 202, body
+
+        # a pull page ends once its bodies pass 10 bytes; pulling on from its cursor
+        # gives the rest: bob's two creations, "hi 0".."hi 2" and "bob is fine"
+        async def pull(after: int) -> dict[str, Any]:
+            status, page, _ = await _call(http, "GET", url + f"/sync?after={after}", bob, None)
+            assert status == 200, page
+            return page
+
+        await eventually(lambda: pull(0), lambda page: page["head"] >= 6, within=60)
+        pages, cursor = [], 0
+        while not pages or not pages[-1]["caught_up"]:
+            pages.append(await pull(cursor))
+            cursor = pages[-1]["cursor"]
+        bodies = [[e["body"] for e in page["entries"]] for page in pages]
+        assert len(pages) >= 3, bodies
+        for page in bodies:
+            assert len(page) == 1 or sum(len(b) for b in page) <= 10, bodies
+        everything = [e for page in pages for e in page["entries"]]
+        assert [e["sync_seq"] for e in everything] == list(range(1, 7))
+        assert sorted(b for page in bodies for b in page) == sorted(
+            ["", "", "hi 0", "hi 1", "hi 2", "bob is fine"]
+        )
 
         # sockets: one per device, two per user
         stream = gw.url + "/v1/stream"
