@@ -143,6 +143,27 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveSettings:
+    """``imstream live``: the faust-streaming app of live per-minute views
+    (pipeline/live/)."""
+
+    host: str = "127.0.0.1"
+    port: int = 6066
+    """Its web views (/live/minutes) and Prometheus metrics (/metrics)."""
+    app_id: str = "imstream-live"
+    """Its consumer group, and the prefix of its tables' changelog topics (after the
+    topic prefix)."""
+    keep_minutes: int = 60
+    """Minutes of windows it keeps; older events are not counted."""
+    top_n: int = 10
+    """Busiest conversations listed per minute."""
+    grace_s: int = 30
+    """A window is reported closed this long after it ends (its late events are in)."""
+    block_cache_mb: int = 64
+    """RocksDB block cache per table partition (faust's default is 2 GiB)."""
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsSettings:
     enabled: bool = True
     """Prometheus metrics on /metrics of every process, and the per-hop timestamps
@@ -187,6 +208,7 @@ class Settings:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)
     process: ProcessSettings = field(default_factory=ProcessSettings)
@@ -309,6 +331,12 @@ class Settings:
             (
                 1 <= self.topics.min_insync_replicas <= self.topics.replication_factor,
                 "TOPICS_MIN_INSYNC_REPLICAS must be between 1 and TOPICS_REPLICATION_FACTOR",
+            ),
+            (
+                min(self.live.keep_minutes, self.live.top_n, self.live.block_cache_mb) >= 1
+                and self.live.grace_s >= 0,
+                "LIVE_KEEP_MINUTES, LIVE_TOP_N and LIVE_BLOCK_CACHE_MB must be >= 1, "
+                "LIVE_GRACE_S >= 0",
             ),
             (self.log.format in LOG_FORMATS, f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}"),
             (":" in self.kafka.bootstrap, "KAFKA_BOOTSTRAP must be host:port[,host:port]"),

@@ -206,8 +206,8 @@ class ClickHouseSink(Generic[R]):
         writer = kafka.BatchWriter(producer, {self.dead_letter.name: self.dead_letter.partitions})
         delay = 0.2
         while True:
-            for record, reason, _ in rejected:
-                headers = dead_letter_headers(record, self.name, reason)
+            for record, reason, kind in rejected:
+                headers = dead_letter_headers(record, self.name, reason, kind)
                 writer.add(self.dead_letter.name, record.key, record.value or b"", headers)
             try:
                 await writer.flush()

@@ -746,7 +746,8 @@ def dead_letter(
 ) -> None:
     """Send ``record`` as it is to the dead-letter topic, the reason in its headers;
     ``kind`` (a small fixed set: see EventError.kind) is what metrics count it by."""
-    out.send(topic, record.key, record.value or b"", dead_letter_headers(record, stage, reason))
+    headers = dead_letter_headers(record, stage, reason, kind)
+    out.send(topic, record.key, record.value or b"", headers)
     out.dead_letters.append(kind)
 
 

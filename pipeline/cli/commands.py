@@ -285,8 +285,18 @@ def sql(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def stats(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.ops.reports import REPORTS, Period
+    from pipeline.ops.reports import REPORTS, Period, minute_volume
     from pipeline.store.clickhouse import ClickHouse
+
+    if args.report == "live":
+        return _live_stats(settings, args)
+    if args.report == "minutes":
+        store = ClickHouse(settings, size=1)
+        try:
+            _show(minute_volume(store, args.minutes), args.format)
+        finally:
+            store.close()
+        return 0
 
     if args.since is not None:
         period = Period(args.since, args.until or Period.ending().until)
@@ -297,6 +307,37 @@ def stats(settings: Settings, args: argparse.Namespace) -> int:
         _show(REPORTS[args.report](store, period, args.limit), args.format)
     finally:
         store.close()
+    return 0
+
+
+def _live_stats(settings: Settings, args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    import orjson
+
+    from pipeline.ops.reports import live_minutes
+
+    live = settings.live
+    url = f"http://{live.host}:{live.port}/live/minutes?minutes={args.minutes}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            payload = orjson.loads(answer.read())
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConfigError(
+            f"imstream live does not answer at {url} ({exc}); is it running?"
+        ) from None
+    if args.format == "json":
+        print(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+    else:
+        _show(live_minutes(payload), args.format)
+    return 0
+
+
+def live(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.live.app import run
+
+    run(settings, "info" if args.verbose else "warning")
     return 0
 
 

@@ -23,7 +23,7 @@ from pipeline.settings import Settings
 Adder = Callable[[str, Command, str], argparse.ArgumentParser]
 FORMATS = ("table", "json", "csv")
 EXIT_ERROR = 2
-LOGGING_COMMANDS = ("worker", "gateway", "demo")  # long-running: their logs are the point
+LOGGING_COMMANDS = ("worker", "gateway", "demo", "live")  # long-running: their logs are the point
 QUIET_LOGGERS = ("aiokafka", "clickhouse_driver", "asyncio")
 
 
@@ -114,6 +114,12 @@ def _add_operations(add: Adder) -> None:
         "store, sync-store, retention, push (default: all)",
     )
     add("gateway", commands.gateway, "serve the HTTP API and WebSocket push until SIGTERM")
+    add(
+        "live",
+        commands.live,
+        "run the faust-streaming app of live per-minute views (messages, senders, latency, "
+        "dead letters) until SIGTERM; `imstream stats live` prints them",
+    )
     token = add("token", commands.token, "print a signed token for a user's device (local use)")
     token.add_argument("user")
     token.add_argument("device")
@@ -184,9 +190,14 @@ def _add_analytics(add: Adder) -> None:
         "stats",
         commands.stats,
         "built-in reports from the rollups: daily (messages, active conversations), top "
-        "(busiest conversations), active (senders, receivers), fanout (sync entries per message)",
+        "(busiest conversations), active (senders, receivers), fanout (sync entries per "
+        "message), minutes (per minute, from ClickHouse); live: the running `imstream live`'s "
+        "per-minute views",
     )
-    stats.add_argument("report", choices=("daily", "top", "active", "fanout"))
+    stats.add_argument("report", choices=("daily", "top", "active", "fanout", "minutes", "live"))
+    stats.add_argument(
+        "--minutes", type=_count, default=10, help="minutes and live: the last N minutes"
+    )
     stats.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="first day (UTC)")
     stats.add_argument("--until", type=_day, metavar="YYYY-MM-DD", help="last day (default today)")
     stats.add_argument("--days", type=_count, default=30, help="without --since: the last N days")

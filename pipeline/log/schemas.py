@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.log.deadletter import REASON, SOURCE, STAGE
+from pipeline.log.deadletter import KIND, REASON, SOURCE, STAGE
 from pipeline.model.events import (
     CANONICAL_UUID,
     ENTRY_KINDS,
@@ -291,6 +291,12 @@ def schemas(limits: Limits | None = None) -> dict[str, Schema]:
                         "type": "string",
                         "pattern": "^.+/[0-9]+/[0-9]+$",
                         "description": "<topic>/<partition>/<offset> of the refused record",
+                    },
+                    KIND: {
+                        "type": "string",
+                        "pattern": "^[a-z_]+$",
+                        "description": "the class of problem (invalid, undecodable, rejected, "
+                        "wrong_key, wrong_partition, ...); absent on older dead letters",
                     },
                 },
             },

@@ -112,6 +112,50 @@ REPORTS: dict[str, Report] = {
 }
 
 
+def minute_volume(store: ClickHouse, minutes: int) -> Table:
+    """Per minute of the last ``minutes`` (newest first), from the minute rollups of
+    migration 0005: messages, conversations with messages, distinct senders."""
+    since = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
+    rows = store.execute_sync(queries.REPORT_MINUTES, {"since": since.replace(tzinfo=None)})
+    return Table(("minute", "messages", "conversations", "senders"), [tuple(r) for r in rows])
+
+
+def live_minutes(payload: dict[str, Any]) -> Table:
+    """``imstream live``'s /live/minutes answer as a table, newest minute first."""
+    rows = []
+    for m in payload["minutes"]:
+        latency = m["latency_ms"]
+        letters = ", ".join(f"{kind} {n}" for kind, n in m["dead_letters"].items())
+        top = ", ".join(f"{t['conversation_id']} {t['messages']}" for t in m["top"][:3])
+        rows.append(
+            (
+                datetime.fromtimestamp(m["start"], UTC).strftime("%Y-%m-%d %H:%M"),
+                "closed" if m["closed"] else "open",
+                m["messages"],
+                m["conversations"],
+                m["senders"],
+                latency["p50"],
+                latency["p99"],
+                letters,
+                top,
+            )
+        )
+    return Table(
+        (
+            "minute",
+            "window",
+            "messages",
+            "conversations",
+            "senders",
+            "p50_ms",
+            "p99_ms",
+            "dead_letters",
+            "top",
+        ),
+        rows,
+    )
+
+
 def run_query(store: ClickHouse, sql: str, *, write: bool = False) -> Table:
     """One statement as typed by a person; read-only unless ``write``."""
     text = sql.strip().rstrip(";").strip()

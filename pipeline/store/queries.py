@@ -341,6 +341,30 @@ GROUP BY table
 ORDER BY table
 """
 
+REPORT_MINUTES = """
+SELECT minute, messages, conversations, senders
+FROM
+(
+    SELECT minute, sum(high - low + 1) AS messages, count() AS conversations
+    FROM
+    (
+        SELECT minute, conversation_id, minMerge(first_seq) AS low, maxMerge(last_seq) AS high
+        FROM conversation_minutes
+        WHERE minute >= %(since)s
+        GROUP BY minute, conversation_id
+    )
+    GROUP BY minute
+) AS volume
+ANY LEFT JOIN
+(
+    SELECT minute, uniqExactMerge(senders) AS senders
+    FROM sender_minutes
+    WHERE minute >= %(since)s
+    GROUP BY minute
+) AS distinct_senders USING minute
+ORDER BY minute DESC
+"""
+
 STATEMENTS = {
     "HISTORY_HEAD": HISTORY_HEAD,
     "HISTORY_RANGE": HISTORY_RANGE,
@@ -369,6 +393,7 @@ STATEMENTS = {
     "REPORT_DAILY_RECEIVERS": REPORT_DAILY_RECEIVERS,
     "REPORT_PERIOD_RECEIVERS": REPORT_PERIOD_RECEIVERS,
     "REPORT_TOP_CONVERSATIONS": REPORT_TOP_CONVERSATIONS,
+    "REPORT_MINUTES": REPORT_MINUTES,
     "CONVERSATIONS_DESCRIBED": CONVERSATIONS_DESCRIBED,
     "TABLES_IN": TABLES_IN,
     "ROWS_IN": ROWS_IN,

@@ -54,6 +54,7 @@ EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "REPORT_DAILY_RECEIVERS": PERIOD,
     "REPORT_PERIOD_RECEIVERS": PERIOD,
     "REPORT_TOP_CONVERSATIONS": {**PERIOD, "limit": 10},
+    "REPORT_MINUTES": {"since": AT.replace(tzinfo=None, minute=0)},
     "CONVERSATIONS_DESCRIBED": {"conversation_ids": ("c1", "c2")},
     "TABLES_IN": {"database": "imstream"},
     "ROWS_IN": {"database": "imstream"},
