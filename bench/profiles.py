@@ -63,6 +63,13 @@ class Profile:
     # restore: the sequencer opening over this many conversations' state
     restore_conversations: int = 1_000_000
 
+    # live views (imstream live): capacity on a pre-written timeline, then beside a worker
+    live_events: int = 200_000
+    live_conversations: int = 1_000
+    live_rates: tuple[int, ...] = (500, 1_000, 2_000)
+    """Offered msg/s through the SDK, one worker and the live app running."""
+    live_duration_s: float = 30.0
+
     drain_timeout_s: float = 300.0
 
     def replace(self, **changes: Any) -> Profile:
@@ -114,6 +121,10 @@ QUICK = Profile(
     reads_queries=300,
     reads_settle_s=20.0,
     restore_conversations=20_000,
+    live_events=20_000,
+    live_conversations=200,
+    live_rates=(500,),
+    live_duration_s=10.0,
     drain_timeout_s=90.0,
 )
 

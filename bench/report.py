@@ -20,7 +20,7 @@ from bench.tables import Table, cpu_table, memory_table, num, other_load, profil
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
-SCENARIOS = ("baseline", "throughput", "fanout", "latency", "reads", "restore")
+SCENARIOS = ("baseline", "throughput", "fanout", "latency", "reads", "restore", "live")
 ANALYTICS = "analytics.json"  # bench/analytics.py writes it (the runner, if it failed)
 
 
@@ -76,6 +76,7 @@ def render(
         *_latency(docs.get("latency"), images),
         *_reads(docs.get("reads")),
         *_restore(docs.get("restore")),
+        *_live(docs.get("live"), docs.get("throughput")),
         *_costs(docs),
         *_analytics(analytics_doc),
         *_failures(docs),
@@ -466,6 +467,56 @@ def _restore(doc: Document | None) -> list[str]:
         "checkpoint, first filled from the changelog, then kept by a restart (keys: RocksDB's "
         "estimate). The wall time includes joining the group (the local broker sets "
         "group.initial.rebalance.delay.ms to 0).",
+        "",
+        *table.lines(),
+        "",
+    ]
+
+
+def _live(doc: Document | None, throughput: Document | None) -> list[str]:
+    if doc is None or "result" not in doc:
+        return []
+    r = doc["result"]
+    cap = r["capacity"]
+    best = targets.best_pipeline(throughput)
+    pipeline = f"{best[0]:,.0f} msg/s" if best else "not measured"
+    table = Table(
+        [
+            "offered msg/s",
+            "sent msg/s",
+            "behind the store max / mean",
+            "caught up after s",
+            "live CPU (cores)",
+            "live CPU µs/msg",
+            "worker CPU (cores)",
+            "machine busy",
+        ]
+    )
+    for run in r["beside"]:
+        table.add(
+            num(run["offered_per_s"]),
+            num(run["sent_per_s"]),
+            f"{num(run['behind_max'])} / {num(run['behind_mean'])}",
+            num(run["catch_up_s"], 1) if run["caught_up"] else "did not",
+            num(run["live_cpu_cores"], 2),
+            num(run["live_cpu_us_per_message"]),
+            num(run["worker_cpu_cores"], 2),
+            f"{run['machine_busy']:.0%}",
+        )
+    return [
+        "## Live views (`imstream live`, faust-streaming)",
+        "",
+        f"**Capacity**: {cap['events']:,} timeline events of {cap['conversations']:,} "
+        f"conversations written first, then read by a fresh live app with the machine to "
+        f"itself: {num(cap['events_per_s'])} events/s, {num(cap['cpu_cores'], 2)} cores, "
+        f"{num(cap['cpu_us_per_event'])} µs of CPU per event (bench/live.py). Above that rate "
+        f"it falls behind; the pipeline's best sustained rate in the throughput scenario is "
+        f"{pipeline}.",
+        "",
+        "**Beside the pipeline**: one worker and the live app, messages offered through the "
+        "SDK. *Behind the store*: messages stored in ClickHouse minus messages the live app "
+        "has counted, sampled every second (negative: ahead of the store); *caught up after*: "
+        "from the end of sending until it has counted everything.",
         "",
         *table.lines(),
         "",

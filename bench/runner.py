@@ -30,7 +30,18 @@ from typing import Any
 
 import orjson
 
-from bench import analytics, baseline, fanout, latency, machine, reads, report, restore, throughput
+from bench import (
+    analytics,
+    baseline,
+    fanout,
+    latency,
+    live,
+    machine,
+    reads,
+    report,
+    restore,
+    throughput,
+)
 from bench.context import Context
 from bench.profiles import PROFILES, Profile
 from pipeline.errors import ImstreamError
@@ -56,6 +67,7 @@ SCENARIOS: dict[str, Scenario] = {
     "latency": latency.run,
     "reads": reads.run,
     "restore": restore.run,
+    "live": live.run,
     "analytics": _analytics,
 }
 ROOT = Path(__file__).resolve().parent.parent

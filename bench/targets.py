@@ -192,6 +192,16 @@ def reads(doc: Document | None) -> list[Verdict]:
     return out
 
 
+def live(doc: Document | None, throughput: Document | None) -> Verdict:
+    target = "imstream live keeps up with the throughput scenario's best rate"
+    capacity = (doc or {}).get("result", {}).get("capacity", {}).get("events_per_s")
+    best = best_pipeline(throughput)
+    if not capacity or best is None:
+        return Verdict(target, "not run", "not measured")
+    measured = f"{capacity:,.0f} events/s against {best[0]:,.0f} msg/s"
+    return Verdict(target, measured, _status(capacity >= best[0]))
+
+
 def all_verdicts(docs: dict[str, Document]) -> list[Verdict]:
     return [
         ratio(docs.get("throughput"), docs.get("baseline")),
@@ -200,4 +210,5 @@ def all_verdicts(docs: dict[str, Document]) -> list[Verdict]:
         gateway(docs.get("latency")),
         fanout(docs.get("fanout"), docs.get("baseline")),
         *reads(docs.get("reads")),
+        live(docs.get("live"), docs.get("throughput")),
     ]

@@ -5,7 +5,9 @@ Brings the stack up, runs a worker, and through the producer SDK creates a
 leaves, then prints every user's sync timeline and the group's history as the
 read side serves them from ClickHouse. Then it starts a gateway: two of bob's
 devices are online and get alice's messages pushed live, while his tablet is
-offline and catches up by pull when it connects. Each run has its own users
+offline and catches up by pull when it connects. All along, ``imstream live``
+(faust-streaming) counts the traffic per minute beside the worker, and the demo
+ends with its figures next to ClickHouse's minute rollups. Each run has its own users
 (alice-<run>, ...), so it can be run again: a direct conversation's id is the
 one its two members give (pipeline/model/naming.py), and the run's is new.
 """
@@ -15,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from agents.worker import Worker
 from infra import stack
+from pipeline.cli.live_demo import live_beside, show_live
 from pipeline.cli.push_demo import push_demo
 from pipeline.log.topics import catalogue
 from pipeline.read import history, sync_timeline
@@ -62,11 +66,16 @@ async def main(settings: Settings) -> int:
     stopping = asyncio.Event()
     worker = asyncio.create_task(Worker(settings).run(stopping))
     try:
-        run = secrets.token_hex(3)
-        who = cast(run)
-        direct, expected = await converse(settings, run, who)
-        await show(settings, (direct, f"team-{run}"), expected)
-        await push_demo(settings, run, direct, who["alice"], who["bob"])
+        started = datetime.now(UTC)
+        log = settings.stack.dir / "live-demo.log"
+        async with live_beside(settings, str(log)) as live_url:
+            print(f"\nimstream live is counting beside the worker ({live_url}, log {log})")
+            run = secrets.token_hex(3)
+            who = cast(run)
+            direct, expected = await converse(settings, run, who)
+            await show(settings, (direct, f"team-{run}"), expected)
+            await push_demo(settings, run, direct, who["alice"], who["bob"])
+            await show_live(settings, live_url, started)
     finally:
         stopping.set()
         await worker

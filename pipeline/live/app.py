@@ -44,6 +44,10 @@ from pipeline.streams.records import MessageSent, TimelineEvent
 WINDOW_S = 60
 DEFAULT_MINUTES = 10
 MAX_MINUTES = 24 * 60
+SEEN_SENDERS = 100_000
+"""(sender, minute) pairs remembered in memory, so that a sender's next message in
+the same minute costs no table lookup (most of them: one lookup per event was 3%
+of the app's CPU)."""
 
 
 def app_id(settings: Settings) -> str:
@@ -76,6 +80,7 @@ class LiveViews:
         )
         expires = timedelta(minutes=live.keep_minutes)
         self.keep_s = live.keep_minutes * 60
+        self._seen = windows.Seen(SEEN_SENDERS)
         rocks = {"block_cache_size": live.block_cache_mb * 1024 * 1024}
 
         def table(name: str, partitions: int) -> Any:
@@ -127,8 +132,8 @@ class LiveViews:
             if folded is not None:
                 self.conversations[conversation] = folded
             key = windows.sender_key(conversation, command.sender_id)
-            if key not in self.senders:  # a set: a replay adds nothing
-                self.senders[key] = 1
+            if self._seen.add((key, record.ts_ms // 60_000)) and key not in self.senders:
+                self.senders[key] = 1  # a set: a replay adds nothing
 
     async def count_dead_letters(self, stream: Any) -> None:
         async for event in stream.events():
@@ -222,4 +227,8 @@ def run(settings: Settings, loglevel: str = "info") -> None:
     """Run the live app until SIGTERM / Ctrl-C."""
     views = LiveViews(settings)
     worker = faust.Worker(views.app, loglevel=loglevel)
+    # at WARNING faust keeps a terminal spinner that sets the root logger to DEBUG
+    # (every record of aiokafka's and faust's debug logging built, then dropped):
+    # a quarter of the live app's CPU per event in the profile (BENCHMARKS.md)
+    worker.spinner = None
     worker.execute_from_commandline()

@@ -25,7 +25,7 @@ and the guard that protects it are never out of step.
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +77,25 @@ def sender_key(conversation_id: str, sender_id: str) -> str:
 
 def dead_letter_key(kind: str, partition: int) -> str:
     return f"{kind}\t{partition}"
+
+
+class Seen:
+    """The last ``size`` keys added, in memory: ``add`` says whether a key is new
+    here. A key it has forgotten (or never saw, after a restart) is new again; the
+    table it guards decides then."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: OrderedDict[Any, None] = OrderedDict()
+
+    def add(self, key: Any) -> bool:
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return False
+        self._keys[key] = None
+        if len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+        return True
 
 
 @dataclass(slots=True)

@@ -43,9 +43,13 @@ TINY = QUICK.replace(
     reads_queries=20,
     reads_settle_s=5.0,
     restore_conversations=2_000,
+    live_events=2_000,
+    live_conversations=50,
+    live_rates=(50,),
+    live_duration_s=3.0,
     drain_timeout_s=60.0,
 )
-CORNER = re.compile(r"^bench(base|thr|fan|lat|read|restore)[0-9a-f]{8}")
+CORNER = re.compile(r"^bench(base|thr|fan|lat|read|restore|live)[0-9a-f]{8}")
 
 
 async def _corners(settings: Settings) -> set[str]:
@@ -126,6 +130,14 @@ async def test_every_scenario_runs_small(stack: Settings, tmp_path: Path) -> Non
     assert opened["memory"]["from_changelog"] == opened["local, first"]["from_changelog"] == 6_000
     assert opened["local, restart"]["from_changelog"] == 0  # all of it from the disk
     assert opened["local, restart"]["from_local"] > 0
+
+    live = docs["live"]["result"]
+    assert live["capacity"]["counted"] == 2_000
+    assert live["capacity"]["events_per_s"] > 0
+    (beside,) = live["beside"]
+    assert beside["caught_up"]
+    assert beside["sent"] == 150
+    assert beside["series"][-1]["counted"] <= beside["sent"]
 
     runs = docs["latency"]["result"]["runs"]
     assert [(r["via"], r["offered_per_s"]) for r in runs] == [

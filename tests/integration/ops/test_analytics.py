@@ -44,7 +44,15 @@ from tests.traffic import Model, publish, script
 DOCS = ROOT / "docs" / "analytics.md"
 LIMITS = Limits(1 << 30, 1 << 30)
 # merges stopped on these during the module: copies stay visible, reads must fold them
-FROZEN = ("messages", "sync_timeline", "conversation_days", "sender_days", "user_sync_days")
+FROZEN = (
+    "messages",
+    "sync_timeline",
+    "conversation_days",
+    "sender_days",
+    "user_sync_days",
+    "conversation_minutes",
+    "sender_minutes",
+)
 Rows = list[tuple[Any, ...]]
 
 
@@ -141,6 +149,25 @@ def busiest(t: Truth, limit: int = 10) -> Rows:
     return ranked[:limit]
 
 
+def minute_of(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms // 1000, UTC).strftime("%Y-%m-%d %H:%M:00")
+
+
+def by_minute(t: Truth) -> dict[str, list[TimelineEvent]]:
+    minutes: dict[str, list[TimelineEvent]] = defaultdict(list)
+    for event in t.messages():
+        minutes[minute_of(event.ts_ms)].append(event)
+    return dict(sorted(minutes.items()))
+
+
+def per_minute(t: Truth) -> Rows:
+    return [(m, len(es), len({e.conversation_id for e in es})) for m, es in by_minute(t).items()]
+
+
+def senders_per_minute(t: Truth) -> Rows:
+    return [(m, len({e.command.sender_id for e in es})) for m, es in by_minute(t).items()]
+
+
 def senders_per_day(t: Truth) -> Rows:
     return [(d, len({m.command.sender_id for m in ms})) for d, ms in t.by_day().items()]
 
@@ -203,6 +230,8 @@ def hourly(t: Truth) -> Rows:
 
 EXPECTED: dict[str, Callable[[Truth], Rows]] = {
     "daily volume": daily,
+    "messages per minute": per_minute,
+    "senders per minute": senders_per_minute,
     "busiest conversations": busiest,
     "volume by kind": by_kind,
     "new conversations": created,

@@ -128,6 +128,18 @@ def test_a_dead_letter_offset_is_counted_once() -> None:
     assert counted == [True, True, True, False, False, True]
 
 
+def test_seen_forgets_the_oldest_key() -> None:
+    seen = windows.Seen(2)
+    assert [seen.add(k) for k in ("a", "b", "a", "c", "b", "a")] == [
+        True,
+        True,
+        False,
+        True,  # b is now the oldest: forgotten
+        True,
+        True,
+    ]
+
+
 def test_percentiles_are_within_five_percent_above() -> None:
     minute = windows.Minute(0.0)
     samples = [1.0, 2.0, 5.0, 10.0, 10.0, 20.0, 50.0, 100.0, 400.0, 1000.0]
