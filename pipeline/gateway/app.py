@@ -33,6 +33,7 @@ from pipeline.errors import (
     RateLimitedError,
 )
 from pipeline.gateway import auth, openapi
+from pipeline.gateway.cursors import CursorBuffer
 from pipeline.gateway.errors import UNAVAILABLE, json_errors, new_request_id
 from pipeline.gateway.group_push import GroupPush
 from pipeline.gateway.http import HttpApi
@@ -52,7 +53,7 @@ from pipeline.model.presence import (
 )
 from pipeline.observe.prometheus import metrics_handler, sensor_for
 from pipeline.observe.tasks import Supervisor
-from pipeline.read import large_groups, sync_timeline
+from pipeline.read import large_groups
 from pipeline.read.sync_timeline import SyncEntry
 from pipeline.sdk.client import TOKEN_EXPIRED_CLOSE
 from pipeline.sdk.producer import Producer
@@ -132,6 +133,15 @@ class Gateway:
         self.group_push = GroupPush(self.store, self.limits, self.hub.push)
         self.pushed = 0
         self.roster = RosterFollower(settings, self.topics.roster)
+        self.cursors = CursorBuffer(self.store, settings.gateway.ack_interval_ms / 1000)
+        self.sensor.watch(
+            "imstream_gateway_cursor_acks",
+            "Cursor acks since start: received, and ClickHouse writes they took (coalesced)",
+            lambda: [
+                ({"what": "received"}, float(self.cursors.acks)),
+                ({"what": "writes"}, float(self.cursors.writes)),
+            ],
+        )
         self.tasks = Supervisor("gateway", self.sensor.on_task_death)
 
     # ------------------------------------------------------------ lifecycle
@@ -145,9 +155,11 @@ class Gateway:
         self.tasks.start("presence", self._publish_presence)
         self.tasks.start("heartbeat", self._heartbeat)
         self.tasks.start("push", self._receive_pushes)
+        if self.cursors.interval_s:
+            self.tasks.start("cursors", self.cursors.run)
 
     async def stop(self) -> None:
-        await self.tasks.stop()
+        await self.tasks.stop()  # the cursors task writes what it holds as it ends
         self.group_push.close()
         await self.producer.stop()
         await self.presence.stop()
@@ -158,7 +170,7 @@ class Gateway:
             middlewares=[self._measure, json_errors, self._authenticate],
             client_max_size=self.settings.gateway.max_request_bytes,
         )
-        api = HttpApi(self.settings, self.store, self.producer, self.roster)
+        api = HttpApi(self.settings, self.store, self.producer, self.roster, self.cursors)
         app.router.add_routes(api.routes())
         app.router.add_get(STREAM_PATH, self.stream)
         app.router.add_get("/openapi.json", self.openapi)
@@ -314,8 +326,10 @@ class Gateway:
                 raise EventError('expected {"type": "ack", "cursor": <int>}')
             groups = large_groups.checked_cursors(frame.get("groups", {}))
             user, device = connection.user_id, connection.device_id
-            await large_groups.ack(self.store, user, device, groups)
-            await sync_timeline.ack(self.store, user, device, cursor)
+            if cursor < 0:
+                raise EventError("cursor must be >= 0")
+            await large_groups.check_cursors(self.store, user, groups)
+            await self.cursors.ack(user, device, cursor, groups)
         except (orjson.JSONDecodeError, ImstreamError) as exc:
             answer: dict[str, str] = {"type": "error", "reason": str(exc)}
             if isinstance(exc, ImstreamError) and exc.retriable:  # the details to the log

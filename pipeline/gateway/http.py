@@ -26,6 +26,7 @@ from pipeline.errors import (
     ValidationError,
 )
 from pipeline.gateway.auth import Identity
+from pipeline.gateway.cursors import CursorBuffer
 from pipeline.gateway.limits import RateLimit
 from pipeline.gateway.roster import RosterFollower
 from pipeline.model.naming import DIRECT_PREFIX, direct_conversation_id
@@ -121,10 +122,16 @@ def within_bytes(page: sync_timeline.SyncPage, budget: int) -> sync_timeline.Syn
 
 class HttpApi:
     def __init__(
-        self, settings: Settings, store: ClickHouse, producer: Producer, roster: RosterFollower
+        self,
+        settings: Settings,
+        store: ClickHouse,
+        producer: Producer,
+        roster: RosterFollower,
+        cursors: CursorBuffer,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.cursors = cursors
         self.producer = producer
         self.roster = roster
         self._members: dict[tuple[str, str], float] = {}  # (conversation, user) -> valid until
@@ -255,9 +262,12 @@ class HttpApi:
             limit=limit,
             retention_days=self.settings.pipeline.sync_retention_days,
         )
-        groups = await large_groups.pages(
-            self.store, who.user_id, who.device_id, group_cursors(request), limit
-        )
+        # a device's own cursors first, then those it acked here and not yet written
+        given = {
+            **self.cursors.pending_groups(who.user_id).get(who.device_id, {}),
+            **group_cursors(request),
+        }
+        groups = await large_groups.pages(self.store, who.user_id, who.device_id, given, limit)
         page = within_bytes(page, self.settings.gateway.max_pull_bytes)
         return _json(
             {
@@ -279,16 +289,21 @@ class HttpApi:
         groups = large_groups.checked_cursors(data.get("groups", {}))
         if cursor < 0:
             raise ValidationError("cursor must be >= 0")
-        await self._with_grace(lambda: large_groups.ack(self.store, who.user_id, device, groups))
-        await sync_timeline.ack(self.store, who.user_id, device, cursor)
+        await self._with_grace(lambda: large_groups.check_cursors(self.store, who.user_id, groups))
+        await self.cursors.ack(who.user_id, device, cursor, groups)
         return web.Response(status=204)
 
     async def devices(self, request: web.Request) -> web.Response:
         user = identity(request).user_id
         cursors = await sync_timeline.device_cursors(self.store, user)
-        return _json(
-            {"devices": cursors, "groups": await large_groups.device_cursors(self.store, user)}
-        )
+        for device, cursor in self.cursors.pending(user).items():  # acked, not yet written
+            cursors[device] = max(cursor, cursors.get(device, 0))
+        groups = await large_groups.device_cursors(self.store, user)
+        for device, pending in self.cursors.pending_groups(user).items():
+            mine = groups.setdefault(device, {})
+            for conversation, seq in pending.items():
+                mine[conversation] = max(seq, mine.get(conversation, 0))
+        return _json({"devices": cursors, "groups": groups})
 
     async def _with_grace(self, attempt: Callable[[], Awaitable[None]]) -> None:
         """``attempt`` until it is not refused, at most MEMBERSHIP_GRACE_S: a membership

@@ -245,10 +245,15 @@ SPEC: dict[str, Any] = {
         "/v1/devices/{device}/cursor": {
             "put": {
                 "summary": "ack the device's cursor, and its cursors in large groups (only the "
-                "token's own device; 403 for a group the user has not been a member of)",
+                "token's own device; 403 for a group the user has not been a member of). "
+                "Acks are written at most once per device per GATEWAY_ACK_INTERVAL_MS (1 s), "
+                "the highest cursor winning; this gateway's reads see them at once",
                 "parameters": [_path_param("device")],
                 "requestBody": _body(_obj(["cursor"], cursor=INT, groups=_ref("GroupCursors"))),
-                "responses": {"204": {"description": "stored"}, **ERRORS},
+                "responses": {
+                    "204": {"description": "accepted: stored within the interval"},
+                    **ERRORS,
+                },
             }
         },
         "/v1/devices": {

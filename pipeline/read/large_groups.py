@@ -197,14 +197,22 @@ def checked_cursors(raw: Any) -> dict[str, int]:
     return dict(raw)
 
 
-async def ack(store: ClickHouse, user_id: str, device_id: str, cursors: Mapping[str, int]) -> None:
-    """Store a device's cursors in large groups; AccessDeniedError names a group the
-    user has never been a member of while it was large (nothing is stored then)."""
+async def check_cursors(store: ClickHouse, user_id: str, cursors: Mapping[str, int]) -> None:
+    """AccessDeniedError names a group of ``cursors`` the user has never been a member
+    of while it was large."""
     if not cursors:
         return
     strangers = sorted(set(cursors) - set(await memberships(store, user_id)))
     if strangers:
         raise AccessDeniedError(f"{user_id} is not a member of large group(s) {strangers}")
+
+
+async def ack(store: ClickHouse, user_id: str, device_id: str, cursors: Mapping[str, int]) -> None:
+    """Store a device's cursors in large groups; AccessDeniedError names a group the
+    user has never been a member of while it was large (nothing is stored then)."""
+    if not cursors:
+        return
+    await check_cursors(store, user_id, cursors)
     now = int(time.time() * 1000)
     await store.insert(
         queries.INSERT_DEVICE_GROUP_CURSOR.sql,
