@@ -201,8 +201,10 @@ async def _beside(ctx: Context, rate: int) -> dict[str, Any]:
             t0 = time.monotonic()
             monitor.start()
             sampling = asyncio.create_task(sample(t0))
-            while (now := time.monotonic() - t0) < duration:
-                due = int(rate * now) - sent
+            total = int(rate * duration)  # the last tick sends what is still due
+            while sent < total:
+                now = time.monotonic() - t0
+                due = min(total, int(rate * now)) - sent
                 if due > 0:
                     batch = [
                         message(p.conversation_id, p.a, text)

@@ -133,6 +133,8 @@ class GatewaySettings:
     max_pull_bytes: int = 1_048_576
     """Message bodies one pull of the sync timeline returns at most (the entries
     past it come with the next pull; a single larger entry still comes whole)."""
+    body_timeout_s: float = 10.0
+    """How long a request body may take to arrive (408 after it: slow clients)."""
     ack_interval_ms: int = 1_000
     """Cursor acks are written at most once per device per interval, the latest
     winning (pipeline/gateway/cursors.py); 0: each ack written at once."""
@@ -313,6 +315,7 @@ class Settings:
             (self.gateway.push_queue_size >= 1, "GATEWAY_PUSH_QUEUE_SIZE must be >= 1"),
             (self.gateway.store_timeout_s > 0, "GATEWAY_STORE_TIMEOUT_S must be > 0"),
             (self.gateway.ack_interval_ms >= 0, "GATEWAY_ACK_INTERVAL_MS must be >= 0"),
+            (self.gateway.body_timeout_s > 0, "GATEWAY_BODY_TIMEOUT_S must be > 0"),
             (
                 self.process.event_loop in ("uvloop", "asyncio"),
                 "PROCESS_EVENT_LOOP must be uvloop or asyncio",

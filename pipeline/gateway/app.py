@@ -36,7 +36,7 @@ from pipeline.gateway import auth, openapi
 from pipeline.gateway.cursors import CursorBuffer
 from pipeline.gateway.errors import UNAVAILABLE, json_errors, new_request_id
 from pipeline.gateway.group_push import GroupPush
-from pipeline.gateway.http import HttpApi
+from pipeline.gateway.http import BODY_TIMEOUT, HttpApi, checked_cursor
 from pipeline.gateway.hub import RESYNC_AFTER_S, RESYNC_FRAME, Connection, Hub
 from pipeline.gateway.roster import RosterFollower
 from pipeline.log import kafka
@@ -61,6 +61,7 @@ from pipeline.settings import Settings
 from pipeline.store.clickhouse import ClickHouse
 
 log = logging.getLogger(__name__)
+LINGER_S = 1.0
 DEV_SECRET = "imstream-local-development-secret"  # noqa: S105  (refused off loopback)
 STREAM_PATH = "/v1/stream"  # the WebSocket: the one route whose token may be in the URL
 
@@ -170,6 +171,7 @@ class Gateway:
             middlewares=[self._measure, json_errors, self._authenticate],
             client_max_size=self.settings.gateway.max_request_bytes,
         )
+        app[BODY_TIMEOUT] = self.settings.gateway.body_timeout_s
         api = HttpApi(self.settings, self.store, self.producer, self.roster, self.cursors)
         app.router.add_routes(api.routes())
         app.router.add_get(STREAM_PATH, self.stream)
@@ -326,8 +328,7 @@ class Gateway:
                 raise EventError('expected {"type": "ack", "cursor": <int>}')
             groups = large_groups.checked_cursors(frame.get("groups", {}))
             user, device = connection.user_id, connection.device_id
-            if cursor < 0:
-                raise EventError("cursor must be >= 0")
+            checked_cursor(cursor)
             await large_groups.check_cursors(self.store, user, groups)
             await self.cursors.ack(user, device, cursor, groups)
         except (orjson.JSONDecodeError, ImstreamError) as exc:
@@ -421,7 +422,11 @@ async def _close_at_expiry(ws: web.WebSocketResponse, expires_s: int) -> None:
 async def serve(settings: Settings, stopping: asyncio.Event) -> None:
     """Serve until ``stopping`` is set, then close every socket and stop cleanly."""
     gateway = Gateway(settings)
-    runner = web.AppRunner(gateway.app(), access_log=None, shutdown_timeout=5.0)
+    # lingering_time: how long a refused request's unread body is drained before the
+    # connection closes (aiohttp: 10 s); a slow client gets its 408 and no more
+    runner = web.AppRunner(
+        gateway.app(), access_log=None, shutdown_timeout=5.0, lingering_time=LINGER_S
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.gateway.host, settings.gateway.port)
     await site.start()

@@ -94,5 +94,14 @@ def to_response(exc: Exception, request_id: str) -> web.Response:
 def _http_error(exc: web.HTTPException) -> web.Response:
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return error_response(413, "too_large", exc.text or "request body too large")
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-    return error_response(exc.status, code, exc.reason)
+    code = {404: "not_found", 405: "method_not_allowed", 408: "request_timeout"}.get(
+        exc.status, "http_error"
+    )
+    response = error_response(
+        exc.status, code, (exc.text or "") if exc.status == 408 else exc.reason
+    )
+    if exc.status == 408:  # the rest of a slow body is not waited for
+        response.force_close()
+    if "Allow" in exc.headers:  # a 405 says which methods the path has (RFC 9110)
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response

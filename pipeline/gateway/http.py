@@ -13,6 +13,7 @@ does not answer in time.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from pipeline.gateway.auth import Identity
 from pipeline.gateway.cursors import CursorBuffer
 from pipeline.gateway.limits import RateLimit
 from pipeline.gateway.roster import RosterFollower
+from pipeline.model.events import MAX_COUNTER
 from pipeline.model.naming import DIRECT_PREFIX, direct_conversation_id
 from pipeline.read import history, large_groups, sync_timeline
 from pipeline.sdk.producer import Ack, Producer
@@ -46,8 +48,27 @@ def identity(request: web.Request) -> Identity:
     return found
 
 
+def new_group_id() -> str:
+    """An id nobody can guess (128 bits): what a group gets when its creator names none."""
+    return "g-" + secrets.token_urlsafe(16)
+
+
+BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
+DEFAULT_BODY_TIMEOUT_S = 10.0
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+    """The request's JSON object; 408 (and the connection closed) for a body that
+    does not arrive within GATEWAY_BODY_TIMEOUT_S: a client sending a byte now and
+    then holds a connection and a handler for no longer than that."""
+    timeout_s = request.config_dict.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT_S)
+    try:
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text=f"the request body did not arrive within {timeout_s:g}s"
+        ) from None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -58,13 +79,15 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 
 
 def field(data: dict[str, Any], name: str, kind: type, default: Any = ...) -> Any:
-    value = data.get(name, default)
-    if value is ...:
-        raise ValidationError(f"missing field {name!r}")
-    if value is not None and value is not default and not isinstance(value, kind):
+    """``data[name]`` of type ``kind``; absent or null: ``default``, or 400 when the
+    field is required (no default)."""
+    value = data.get(name)
+    if value is None:
+        if default is ...:
+            raise ValidationError(f"missing field {name!r}")
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ValidationError(f"field {name!r} must be of type {kind.__name__}")
-    if kind is int and isinstance(value, bool):
-        raise ValidationError(f"field {name!r} must be of type int")
     return value
 
 
@@ -79,6 +102,13 @@ def query_int(request: web.Request, name: str, default: int | None, low: int, hi
     if not low <= value <= high:
         raise ValidationError(f"query parameter {name!r} must be between {low} and {high}")
     return value
+
+
+def checked_cursor(cursor: int) -> int:
+    """A device's cursor as acked: a sync_seq, 0 before the first."""
+    if not 0 <= cursor <= MAX_COUNTER:
+        raise ValidationError(f"cursor must be between 0 and {MAX_COUNTER}")
+    return cursor
 
 
 def group_cursors(request: web.Request) -> dict[str, int]:
@@ -163,7 +193,9 @@ class HttpApi:
     async def create_group(self, request: web.Request) -> web.Response:
         self.creates.take(identity(request).user_id)
         data = await json_body(request)
-        conversation_id = field(data, "conversation_id", str)
+        conversation_id = field(data, "conversation_id", str, None)
+        if conversation_id is None:
+            conversation_id = new_group_id()
         members = field(data, "members", list)
         if not all(isinstance(m, str) for m in members):
             raise ValidationError("field 'members' must be a list of user ids")
@@ -285,10 +317,8 @@ class HttpApi:
         if device != who.device_id:
             raise AccessDeniedError(f"this token is for device {who.device_id}, not {device}")
         data = await json_body(request)
-        cursor = field(data, "cursor", int)
+        cursor = checked_cursor(field(data, "cursor", int))
         groups = large_groups.checked_cursors(data.get("groups", {}))
-        if cursor < 0:
-            raise ValidationError("cursor must be >= 0")
         await self._with_grace(lambda: large_groups.check_cursors(self.store, who.user_id, groups))
         await self.cursors.ack(who.user_id, device, cursor, groups)
         return web.Response(status=204)

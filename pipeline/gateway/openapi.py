@@ -4,6 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.model.events import (
+    ID_PATTERN,
+    MAX_CONTENT_TYPE_CHARS,
+    MAX_COUNTER,
+    MAX_ID_CHARS,
+    MAX_TITLE_CHARS,
+)
+from pipeline.read import history, sync_timeline
+
+MAX_QUERY_INT = 2**62
+BODY_CHARS = 8_192
+"""A message body's length as stated here: the server's bound is in bytes
+(PIPELINE_MAX_BODY_BYTES, 32 KiB of UTF-8), which JSON Schema cannot state; 8,192
+characters always fit in it."""
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -15,6 +30,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 ERRORS = {
     "400": _json(_ref("Error"), "invalid request: the reason says which field"),
+    "408": _json(_ref("Error"), "the request body did not arrive within GATEWAY_BODY_TIMEOUT_S"),
+    "413": _json(_ref("Error"), "request body over GATEWAY_MAX_REQUEST_BYTES"),
     "401": _json(_ref("Error"), "missing, malformed, forged or expired token"),
     "403": _json(_ref("Error"), "not a member / not your device"),
     "503": _json(
@@ -31,17 +48,28 @@ LIMITED = {
 ACCEPTED = {"202": _json(_ref("Accepted"), "in the log; sequencing follows"), **ERRORS, **LIMITED}
 
 
+ID = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_ID_CHARS,
+    # $(?!\n): Python's $ also matches before a final newline; ECMA's never does
+    "pattern": f"^{ID_PATTERN.pattern}$(?!\\n)",
+}
+
+
 def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    return {"name": name, "in": "path", "required": True, "schema": ID}
 
 
-def _query_int(name: str, description: str) -> dict[str, Any]:
+def _query_int(
+    name: str, description: str, low: int = 0, high: int = MAX_QUERY_INT
+) -> dict[str, Any]:
     return {
         "name": name,
         "in": "query",
         "required": False,
         "description": description,
-        "schema": {"type": "integer", "minimum": 0},
+        "schema": {"type": "integer", "minimum": low, "maximum": high},
     }
 
 
@@ -55,6 +83,8 @@ def _obj(required: list[str], **props: Any) -> dict[str, Any]:
 
 STR = {"type": "string"}
 INT = {"type": "integer"}
+COUNTER = {"type": "integer", "minimum": 0, "maximum": MAX_COUNTER}
+OPTIONAL = {"nullable": True, "description": "optional; null is the same as absent"}
 
 SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -119,7 +149,7 @@ SPEC: dict[str, Any] = {
             "GroupCursors": {
                 "type": "object",
                 "description": "large group id -> the last seq the device applied",
-                "additionalProperties": {"type": "integer", "minimum": 0},
+                "additionalProperties": COUNTER,
             },
         },
     },
@@ -138,13 +168,16 @@ SPEC: dict[str, Any] = {
             "post": {
                 "summary": "create a group (the caller is a member)",
                 "description": "ids starting with dm: are reserved for direct conversations "
-                "(400): POST /v1/direct makes the one between two users",
+                "(400): POST /v1/direct makes the one between two users. Without "
+                "conversation_id the gateway picks an unguessable one (g-<22 characters>, "
+                "in the answer): a chosen id can be probed (409 says it is taken), a "
+                "picked one cannot be guessed",
                 "requestBody": _body(
                     _obj(
-                        ["conversation_id", "members"],
-                        conversation_id={**STR, "not": {"pattern": "^dm:"}},
-                        title=STR,
-                        members={"type": "array", "items": STR},
+                        ["members"],
+                        conversation_id={**ID, "not": {"pattern": "^dm:"}, **OPTIONAL},
+                        title={**STR, "maxLength": MAX_TITLE_CHARS, **OPTIONAL},
+                        members={"type": "array", "items": ID, "maxItems": 10_000},
                     )
                 ),
                 "responses": {**ACCEPTED, "409": _json(_ref("Error"), "id already taken")},
@@ -153,7 +186,7 @@ SPEC: dict[str, Any] = {
         "/v1/direct": {
             "post": {
                 "summary": "create the 1:1 conversation with a peer",
-                "requestBody": _body(_obj(["peer"], peer=STR)),
+                "requestBody": _body(_obj(["peer"], peer=ID)),
                 "responses": {**ACCEPTED, "409": _json(_ref("Error"), "already exists")},
             }
         },
@@ -168,7 +201,7 @@ SPEC: dict[str, Any] = {
             "post": {
                 "summary": "add a member (by a member)",
                 "parameters": [_path_param("cid")],
-                "requestBody": _body(_obj(["user_id"], user_id=STR)),
+                "requestBody": _body(_obj(["user_id"], user_id=ID)),
                 "responses": ACCEPTED,
             }
         },
@@ -183,15 +216,37 @@ SPEC: dict[str, Any] = {
             "post": {
                 "summary": "send a message (members only; client_msg_id dedupes retries)",
                 "parameters": [_path_param("cid")],
-                "requestBody": _body(_obj(["body"], body=STR, content_type=STR, client_msg_id=STR)),
+                "requestBody": _body(
+                    _obj(
+                        ["body"],
+                        body={
+                            **STR,
+                            "minLength": 1,
+                            "maxLength": BODY_CHARS,
+                            "description": "at most PIPELINE_MAX_BODY_BYTES UTF-8 bytes",
+                        },
+                        content_type={
+                            **STR,
+                            "minLength": 1,
+                            "maxLength": MAX_CONTENT_TYPE_CHARS,
+                            **OPTIONAL,
+                        },
+                        client_msg_id={
+                            **STR,
+                            "minLength": 1,
+                            "maxLength": MAX_ID_CHARS,
+                            **OPTIONAL,
+                        },
+                    )
+                ),
                 "responses": {**ACCEPTED, "413": _json(_ref("Error"), "request body too large")},
             },
             "get": {
                 "summary": "history, newest first, paged by seq (members only)",
                 "parameters": [
                     _path_param("cid"),
-                    _query_int("before", "return seqs below this one"),
-                    _query_int("limit", "1-500, default 50"),
+                    _query_int("before", "return seqs below this one", low=1),
+                    _query_int("limit", "default 50", low=1, high=history.MAX_PAGE),
                 ],
                 "responses": {
                     "200": _json(
@@ -212,7 +267,12 @@ SPEC: dict[str, Any] = {
                 "and a page of each large group the device reads (read diffusion)",
                 "parameters": [
                     _query_int("after", "the device's cursor (default 0)"),
-                    _query_int("limit", "1-1000, default 100 (entries, and messages per group)"),
+                    _query_int(
+                        "limit",
+                        "default 100 (entries, and messages per group)",
+                        low=1,
+                        high=sync_timeline.MAX_PAGE,
+                    ),
                     {
                         "name": "groups",
                         "in": "query",
@@ -220,7 +280,10 @@ SPEC: dict[str, Any] = {
                         "description": "the device's cursors in large groups, "
                         "<conversation>:<seq>,...; a group not named reads after the "
                         "device's acked cursor, else from the user's join",
-                        "schema": {"type": "string"},
+                        "schema": {
+                            "type": "string",
+                            "pattern": "^([^,]+:[0-9]{1,18})?(,([^,]+:[0-9]{1,18})?)*$",
+                        },
                     },
                 ],
                 "responses": {
@@ -249,7 +312,7 @@ SPEC: dict[str, Any] = {
                 "Acks are written at most once per device per GATEWAY_ACK_INTERVAL_MS (1 s), "
                 "the highest cursor winning; this gateway's reads see them at once",
                 "parameters": [_path_param("device")],
-                "requestBody": _body(_obj(["cursor"], cursor=INT, groups=_ref("GroupCursors"))),
+                "requestBody": _body(_obj(["cursor"], cursor=COUNTER, groups=_ref("GroupCursors"))),
                 "responses": {
                     "204": {"description": "accepted: stored within the interval"},
                     **ERRORS,

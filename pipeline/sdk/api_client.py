@@ -58,12 +58,14 @@ class ApiClient:
             message["client_msg_id"] = client_msg_id
         return await self.call("POST", f"/v1/conversations/{conversation_id}/messages", message)
 
-    async def create_group(self, conversation_id: str, members: list[str], title: str = "") -> Any:
-        return await self.call(
-            "POST",
-            "/v1/conversations",
-            {"conversation_id": conversation_id, "members": members, "title": title},
-        )
+    async def create_group(
+        self, conversation_id: str | None, members: list[str], title: str = ""
+    ) -> Any:
+        """``conversation_id`` None: the gateway picks an unguessable one (in the answer)."""
+        body: dict[str, Any] = {"members": members, "title": title}
+        if conversation_id is not None:
+            body["conversation_id"] = conversation_id
+        return await self.call("POST", "/v1/conversations", body)
 
     async def create_direct(self, peer: str) -> Any:
         return await self.call("POST", "/v1/direct", {"peer": peer})

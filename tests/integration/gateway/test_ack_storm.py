@@ -44,7 +44,7 @@ async def test_acks_are_coalesced_per_device_and_the_latest_wins(
             frame = await ws.receive_json(timeout=10)
             while frame.get("type") != "error":
                 frame = await ws.receive_json(timeout=10)
-            assert "cursor must be >= 0" in frame["reason"]
+            assert "cursor must be between 0 and" in frame["reason"]
 
             async def stored() -> dict[str, int]:
                 rows = await store.execute(
