@@ -43,6 +43,8 @@ from pipeline.settings import Settings
 from pipeline.store.clickhouse import ClickHouse
 
 READY_TIMEOUT_S = 90.0
+ANSWER_TIMEOUT = aiohttp.ClientTimeout(total=10)
+"""A page of the live app answers within this, or the probe counts as not yet."""
 PACE_S = 0.05
 WRITE_CHUNK = 5_000
 
@@ -73,16 +75,20 @@ async def _ready(http: aiohttp.ClientSession, live: Service) -> None:
         try:
             async with http.get(live.url + "/live/ready") as answer:
                 return answer.status == 200
-        except aiohttp.ClientError:
+        except (aiohttp.ClientError, TimeoutError):
             return False
 
     if not await wait_for(answered, READY_TIMEOUT_S, 0.2):
-        raise TimeoutError(f"imstream live not ready in {READY_TIMEOUT_S}s")
+        raise TimeoutError(f"imstream live not ready in {READY_TIMEOUT_S}s; its log: {_tail(live)}")
 
 
 async def _counted(http: aiohttp.ClientSession, live: Service) -> int:
     async with http.get(live.url + "/live/minutes?minutes=30") as answer:
         return sum(m["messages"] for m in (await answer.json())["minutes"])
+
+
+def _tail(live: Service) -> str:
+    return live.log.read_text(errors="replace")[-3000:]
 
 
 async def _stop(live: Service, settings: Settings) -> int:
@@ -128,7 +134,7 @@ async def _capacity(ctx: Context, events: int, conversations: int) -> dict[str, 
         await _write_timeline(settings, events, conversations, body(ctx.profile.body_bytes))
         live, _ = _live(settings, ctx.logs)
         try:
-            async with aiohttp.ClientSession() as http:
+            async with aiohttp.ClientSession(timeout=ANSWER_TIMEOUT) as http:
                 started = time.monotonic()
                 await _ready(http, live)
                 ready_s = time.monotonic() - started
@@ -140,6 +146,11 @@ async def _capacity(ctx: Context, events: int, conversations: int) -> dict[str, 
                 elapsed = time.monotonic() - t_ready
                 cpu = (cpu_seconds(live.proc.pid) or 0.0) - cpu_ready
                 counted = await _counted(http, live)
+                if not done:
+                    raise TimeoutError(
+                        f"imstream live counted {counted} of {events} events in "
+                        f"{ctx.profile.drain_timeout_s}s; its log: {_tail(live)}"
+                    )
         finally:
             exit_code = await _stop(live, settings)
     return {
@@ -157,7 +168,12 @@ async def _capacity(ctx: Context, events: int, conversations: int) -> dict[str, 
 
 
 async def _done(http: aiohttp.ClientSession, live: Service, events: int) -> bool:
-    return await _counted(http, live) >= events
+    if live.proc.poll() is not None:
+        raise RuntimeError(f"imstream live exited: {_tail(live)}")
+    try:
+        return await _counted(http, live) >= events
+    except (aiohttp.ClientError, TimeoutError):
+        return False
 
 
 # ------------------------------------------------------------------ beside the pipeline
@@ -175,7 +191,10 @@ async def _beside(ctx: Context, rate: int) -> dict[str, Any]:
         live, live_settings = _live(settings, ctx.logs)
         running.workers.append(live)  # stopped (SIGTERM) and reported with the worker
         store = ClickHouse(settings)
-        async with aiohttp.ClientSession() as http, Producer(settings) as producer:
+        async with (
+            aiohttp.ClientSession(timeout=ANSWER_TIMEOUT) as http,
+            Producer(settings) as producer,
+        ):
             await _ready(http, live)
             conversations = pairs(ctx.profile.throughput_pairs, "lv")
             await publish(producer, [direct_created(p) for p in conversations])
@@ -187,7 +206,11 @@ async def _beside(ctx: Context, rate: int) -> dict[str, Any]:
             async def sample(t0: float) -> None:
                 while True:
                     stored = await scalar(store, COUNT_MESSAGES)
-                    counted = await _counted(http, live)
+                    try:
+                        counted = await _counted(http, live)
+                    except (aiohttp.ClientError, TimeoutError):
+                        await asyncio.sleep(1.0)  # busy: this second is not sampled
+                        continue
                     series.append(
                         {
                             "t": round(time.monotonic() - t0, 2),
@@ -222,6 +245,7 @@ async def _beside(ctx: Context, rate: int) -> dict[str, Any]:
                 lambda: _done(http, live, sent), ctx.profile.drain_timeout_s, 0.25
             )
             catch_up_s = time.monotonic() - stopped
+            trouble = None if caught_up else _tail(live)
             sampling.cancel()
             await asyncio.gather(sampling, return_exceptions=True)
         store.close()
@@ -245,4 +269,5 @@ async def _beside(ctx: Context, rate: int) -> dict[str, Any]:
         "series": series,
         "processes": processes,
         "live_port": live_settings.live.port,
+        **({"live_log_tail": trouble} if trouble else {}),
     }
