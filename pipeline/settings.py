@@ -19,6 +19,8 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 
+HISTORY_POLICIES = ("hidden", "visible")
+
 ENV_PREFIX = "IMSTREAM_"
 NOT_SETTINGS = frozenset({"IMSTREAM_FAULT_SEED", "IMSTREAM_TEST_KEEP_STACK"})
 """``IMSTREAM_`` variables that are read by the test suite, not by imstream: the
@@ -77,6 +79,10 @@ class PipelineSettings:
     max_body_bytes: int = 32_768
     max_group_size: int = 10_000
     read_diffusion_threshold: int = 2_000
+    history_before_join: str = "hidden"
+    """What a member reads of the messages sent before they joined: ``hidden`` (what
+    their sync timeline shows: nothing) or ``visible`` (all of it), in history and
+    large groups' pages alike (pipeline/read/periods.py)."""
     """A group with more members than this is read diffused (sticky); 0: never."""
     batch_max_records: int = 2_000
     transaction_max_records: int = 20_000
@@ -135,6 +141,10 @@ class GatewaySettings:
     past it come with the next pull; a single larger entry still comes whole)."""
     body_timeout_s: float = 10.0
     """How long a request body may take to arrive (408 after it: slow clients)."""
+    idle_timeout_s: float = 15.0
+    """A connection with no request in progress for this long is closed: an idle
+    keep-alive connection, or one whose request head has not all arrived (a client
+    trickling its headers, which no other timeout bounds)."""
     ack_interval_ms: int = 1_000
     """Cursor acks are written at most once per device per interval, the latest
     winning (pipeline/gateway/cursors.py); 0: each ack written at once."""
@@ -316,6 +326,7 @@ class Settings:
             (self.gateway.store_timeout_s > 0, "GATEWAY_STORE_TIMEOUT_S must be > 0"),
             (self.gateway.ack_interval_ms >= 0, "GATEWAY_ACK_INTERVAL_MS must be >= 0"),
             (self.gateway.body_timeout_s > 0, "GATEWAY_BODY_TIMEOUT_S must be > 0"),
+            (self.gateway.idle_timeout_s > 0, "GATEWAY_IDLE_TIMEOUT_S must be > 0"),
             (
                 self.process.event_loop in ("uvloop", "asyncio"),
                 "PROCESS_EVENT_LOOP must be uvloop or asyncio",
@@ -344,6 +355,10 @@ class Settings:
                 and self.live.grace_s >= 0,
                 "LIVE_KEEP_MINUTES, LIVE_TOP_N and LIVE_BLOCK_CACHE_MB must be >= 1, "
                 "LIVE_GRACE_S >= 0",
+            ),
+            (
+                self.pipeline.history_before_join in HISTORY_POLICIES,
+                f"PIPELINE_HISTORY_BEFORE_JOIN must be one of {', '.join(HISTORY_POLICIES)}",
             ),
             (self.log.format in LOG_FORMATS, f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}"),
             (":" in self.kafka.bootstrap, "KAFKA_BOOTSTRAP must be host:port[,host:port]"),

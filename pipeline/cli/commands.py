@@ -167,6 +167,7 @@ def create(settings: Settings, args: argparse.Namespace) -> int:
             members,
             kind="direct" if args.direct else "group",
             title=args.title,
+            admins=[a for a in args.admins.split(",") if a],
         ),
     )
 
@@ -178,6 +179,12 @@ def join(settings: Settings, args: argparse.Namespace) -> int:
 def leave(settings: Settings, args: argparse.Namespace) -> int:
     actor = args.actor or args.user
     return _publish(settings, lambda p: p.leave(args.conversation, actor, args.user))
+
+
+def role(settings: Settings, args: argparse.Namespace) -> int:
+    return _publish(
+        settings, lambda p: p.set_role(args.conversation, args.actor, args.user, args.role)
+    )
 
 
 # ------------------------------------------------------------------ reading

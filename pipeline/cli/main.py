@@ -145,14 +145,22 @@ def _add_writes(add: Adder) -> None:
     create.add_argument("--members", required=True, help="comma-separated user ids")
     create.add_argument("--title", default="")
     create.add_argument("--direct", action="store_true", help="a 1:1 conversation")
+    create.add_argument("--admins", default="", help="comma-separated members: its first admins")
     join = add("join", commands.join, "publish a member joining a group")
     join.add_argument("conversation")
     join.add_argument("user")
-    join.add_argument("--by", dest="actor", required=True, metavar="USER", help="a member")
+    join.add_argument("--by", dest="actor", required=True, metavar="USER", help="an owner or admin")
     leave = add("leave", commands.leave, "publish a member leaving a group")
     leave.add_argument("conversation")
     leave.add_argument("user")
-    leave.add_argument("--by", dest="actor", metavar="USER", help="a member (default: the user)")
+    leave.add_argument(
+        "--by", dest="actor", metavar="USER", help="an owner or admin (default: the user)"
+    )
+    role = add("role", commands.role, "publish an owner setting a member's role in a group")
+    role.add_argument("conversation")
+    role.add_argument("user")
+    role.add_argument("role", choices=["owner", "admin", "member"])
+    role.add_argument("--by", dest="actor", required=True, metavar="USER", help="an owner")
 
 
 def _add_reads(add: Adder) -> None:

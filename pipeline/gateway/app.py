@@ -423,9 +423,16 @@ async def serve(settings: Settings, stopping: asyncio.Event) -> None:
     """Serve until ``stopping`` is set, then close every socket and stop cleanly."""
     gateway = Gateway(settings)
     # lingering_time: how long a refused request's unread body is drained before the
-    # connection closes (aiohttp: 10 s); a slow client gets its 408 and no more
+    # connection closes (aiohttp: 10 s); a slow client gets its 408 and no more.
+    # keepalive_timeout: aiohttp (3.14) arms it when a connection opens and after each
+    # response, and closes the connection if no request head has arrived by then,
+    # however many header bytes trickled in (GATEWAY_IDLE_TIMEOUT_S)
     runner = web.AppRunner(
-        gateway.app(), access_log=None, shutdown_timeout=5.0, lingering_time=LINGER_S
+        gateway.app(),
+        access_log=None,
+        shutdown_timeout=5.0,
+        lingering_time=LINGER_S,
+        keepalive_timeout=settings.gateway.idle_timeout_s,
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.gateway.host, settings.gateway.port)

@@ -115,9 +115,10 @@ class GroupIndex:
             return []
         if isinstance(command, ConversationCreated):
             changes = [(user, True) for user in command.members]
-        else:
-            assert isinstance(command, MemberJoined | MemberLeft)
+        elif isinstance(command, MemberJoined | MemberLeft):
             changes = [(command.user_id, isinstance(command, MemberJoined))]
+        else:
+            changes = []  # a role: membership stays as it is
         for user, member in changes:
             run.changes.append((event.event_no, user, member))
             self.learn(user, conv, State(member, event.event_no))

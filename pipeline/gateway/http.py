@@ -4,8 +4,10 @@ Writes are published to the log and answered 202 once it holds them (the
 sequencer has the last word: a write it refuses goes to the dead-letter
 topic). The gateway refuses early what it can see is wrong: bad JSON or
 fields (400), a conversation the user is not a member of (403), a
-conversation id already taken (409); it knows memberships from the roster it
-follows (pipeline/gateway/roster.py), so writes never wait on ClickHouse.
+conversation id already taken (409), a member change the group's roles do not
+allow (403, or 409 for the last owner leaving: pipeline/model/roles.py); it
+knows memberships and roles from the roster it follows
+(pipeline/gateway/roster.py), so writes never wait on ClickHouse.
 Reads do query ClickHouse, with a timeout: 503 and ``Retry-After`` when it
 does not answer in time.
 """
@@ -29,11 +31,22 @@ from pipeline.errors import (
 from pipeline.gateway.auth import Identity
 from pipeline.gateway.cursors import CursorBuffer
 from pipeline.gateway.limits import RateLimit
+from pipeline.gateway.pull_bytes import body_bytes, groups_within_bytes, within_bytes
 from pipeline.gateway.roster import RosterFollower
-from pipeline.model.events import MAX_COUNTER
+from pipeline.model.events import (
+    MAX_ADMINS,
+    MAX_COUNTER,
+    ROLES,
+    MemberChange,
+    MemberJoined,
+    MemberLeft,
+    MemberRoleSet,
+    new_event_id,
+)
 from pipeline.model.naming import DIRECT_PREFIX, direct_conversation_id
+from pipeline.model.roles import refusal
 from pipeline.read import history, large_groups, sync_timeline
-from pipeline.sdk.producer import Ack, Producer
+from pipeline.sdk.producer import Ack, Producer, now_ms
 from pipeline.settings import Settings
 from pipeline.store import queries
 from pipeline.store.clickhouse import ClickHouse
@@ -134,22 +147,6 @@ def accepted(ack: Ack, **extra: Any) -> web.Response:
     return _json(body, status=202)
 
 
-def within_bytes(page: sync_timeline.SyncPage, budget: int) -> sync_timeline.SyncPage:
-    """The first entries of ``page`` whose bodies fit in ``budget`` bytes (at least
-    one: an entry is never cut), the cursor moved to the last of them; the device
-    pulls again from there. 0: no bound."""
-    if budget <= 0:
-        return page
-    kept: list[sync_timeline.SyncEntry] = []
-    used = 0
-    for entry in page.entries:
-        used += len(entry.body.encode())
-        if kept and used > budget:
-            return sync_timeline.SyncPage(kept, kept[-1].sync_seq, page.head)
-        kept.append(entry)
-    return page
-
-
 class HttpApi:
     def __init__(
         self,
@@ -164,6 +161,7 @@ class HttpApi:
         self.cursors = cursors
         self.producer = producer
         self.roster = roster
+        self.before_join = settings.pipeline.history_before_join == "visible"
         self._members: dict[tuple[str, str], float] = {}  # (conversation, user) -> valid until
         gw = settings.gateway
         self.sends = RateLimit("sends", gw.sends_per_s, gw.send_burst)
@@ -179,6 +177,7 @@ class HttpApi:
             web.get("/v1/conversations/{cid}", self.conversation),
             web.post("/v1/conversations/{cid}/members", self.join),
             web.delete("/v1/conversations/{cid}/members/{uid}", self.leave),
+            web.put("/v1/conversations/{cid}/members/{uid}/role", self.set_role),
             web.post("/v1/conversations/{cid}/messages", self.send),
             web.get("/v1/conversations/{cid}/messages", self.history),
             web.get("/v1/sync", self.pull),
@@ -200,6 +199,12 @@ class HttpApi:
         if not all(isinstance(m, str) for m in members):
             raise ValidationError("field 'members' must be a list of user ids")
         title = field(data, "title", str, "")
+        me = identity(request).user_id
+        admins = field(data, "admins", list, [])
+        if not all(isinstance(a, str) for a in admins) or len(admins) > MAX_ADMINS:
+            raise ValidationError(f"field 'admins' must be a list of at most {MAX_ADMINS} user ids")
+        admins = [a for a in dict.fromkeys(admins) if a != me]  # the caller owns it
+        members = [*members, *admins]  # an admin is a member
         if conversation_id.startswith(DIRECT_PREFIX):  # before telling whether it exists
             raise ValidationError(
                 f"conversation ids starting with {DIRECT_PREFIX} are reserved for direct "
@@ -207,7 +212,7 @@ class HttpApi:
             )
         await self._require_new(conversation_id)
         ack = await self.producer.create_conversation(
-            conversation_id, identity(request).user_id, members, title=title
+            conversation_id, me, members, title=title, admins=admins
         )
         return accepted(ack)
 
@@ -229,6 +234,7 @@ class HttpApi:
             raise StoreUnavailableError(f"conversation {cid} is not stored yet: retry")
         _, kind, title, created_by, ts_ms = rows[0]
         members = await history.members(self.store, cid)
+        roles = self.roster.roster.roles_of(cid)
         return web.json_response(
             {
                 "conversation_id": cid,
@@ -237,6 +243,9 @@ class HttpApi:
                 "created_by": created_by,
                 "ts_ms": ts_ms,
                 "members": members,
+                # owners and admins as the roster has them; absent: a conversation
+                # without roles (direct, or a group made before roles existed)
+                **({"roles": dict(sorted(roles.items()))} if roles is not None else {}),
             }
         )
 
@@ -245,16 +254,39 @@ class HttpApi:
         actor = identity(request).user_id
         self.creates.take(actor)
         user = field(await json_body(request), "user_id", str)
-        await self._require_member(cid, actor)
-        return accepted(await self.producer.join(cid, actor, user))
+        return await self._change(MemberJoined(new_event_id(), cid, actor, user, now_ms()))
 
     async def leave(self, request: web.Request) -> web.Response:
         cid, user = request.match_info["cid"], request.match_info["uid"]
         actor = identity(request).user_id
-        if user != actor:  # leaving is always allowed; removing others counts
+        if user != actor:  # leaving is never limited; removing others counts
             self.creates.take(actor)
-        await self._require_member(cid, actor)
-        return accepted(await self.producer.leave(cid, actor, user))
+        return await self._change(MemberLeft(new_event_id(), cid, actor, user, now_ms()))
+
+    async def set_role(self, request: web.Request) -> web.Response:
+        cid, user = request.match_info["cid"], request.match_info["uid"]
+        actor = identity(request).user_id
+        self.creates.take(actor)
+        role = field(await json_body(request), "role", str)
+        if role not in ROLES:
+            raise ValidationError(f"field 'role' must be one of {', '.join(ROLES)}")
+        command = MemberRoleSet(new_event_id(), cid, actor, user, role, now_ms())
+        return await self._change(command)
+
+    async def _change(self, command: MemberChange) -> web.Response:
+        """A member change, refused here if the roster shows the group's rules refuse
+        it (the sequencer applies them again: the roster may be a moment behind)."""
+        cid = command.conversation_id
+        await self._require_member(cid, command.actor_id)
+        roster = self.roster.roster
+        members = roster.members.get(cid)
+        if members is not None:
+            refused = refusal(command, members, roster.roles_of(cid))
+            if refused is not None and refused.kind == "forbidden":
+                raise AccessDeniedError(refused.reason)
+            if refused is not None:
+                raise RejectedError(refused.reason)
+        return accepted(await self.producer.publish(command))
 
     async def send(self, request: web.Request) -> web.Response:
         self.sends.take(identity(request).user_id)
@@ -277,6 +309,7 @@ class HttpApi:
             identity(request).user_id,
             before=query_int(request, "before", None, 1, 2**62),
             limit=query_int(request, "limit", 50, 1, history.MAX_PAGE),
+            before_join=self.before_join,
         )
         return _json(
             {"messages": [m.to_json() for m in page.messages], "next_before": page.next_before}
@@ -299,8 +332,12 @@ class HttpApi:
             **self.cursors.pending_groups(who.user_id).get(who.device_id, {}),
             **group_cursors(request),
         }
-        groups = await large_groups.pages(self.store, who.user_id, who.device_id, given, limit)
-        page = within_bytes(page, self.settings.gateway.max_pull_bytes)
+        groups = await large_groups.pages(
+            self.store, who.user_id, who.device_id, given, limit, before_join=self.before_join
+        )
+        budget = self.settings.gateway.max_pull_bytes
+        page = within_bytes(page, budget)
+        groups = groups_within_bytes(groups, budget, spent=body_bytes(page.entries))
         return _json(
             {
                 "entries": [e.to_json() for e in page.entries],

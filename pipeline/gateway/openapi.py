@@ -6,6 +6,7 @@ from typing import Any
 
 from pipeline.model.events import (
     ID_PATTERN,
+    MAX_ADMINS,
     MAX_CONTENT_TYPE_CHARS,
     MAX_COUNTER,
     MAX_ID_CHARS,
@@ -33,7 +34,9 @@ ERRORS = {
     "408": _json(_ref("Error"), "the request body did not arrive within GATEWAY_BODY_TIMEOUT_S"),
     "413": _json(_ref("Error"), "request body over GATEWAY_MAX_REQUEST_BYTES"),
     "401": _json(_ref("Error"), "missing, malformed, forged or expired token"),
-    "403": _json(_ref("Error"), "not a member / not your device"),
+    "403": _json(
+        _ref("Error"), "not a member / not your device / the group's roles do not allow it"
+    ),
     "503": _json(
         _ref("Error"),
         "Kafka or ClickHouse unavailable: retry after Retry-After; request_id names the "
@@ -166,8 +169,10 @@ SPEC: dict[str, Any] = {
         },
         "/v1/conversations": {
             "post": {
-                "summary": "create a group (the caller is a member)",
-                "description": "ids starting with dm: are reserved for direct conversations "
+                "summary": "create a group (the caller is a member and its owner)",
+                "description": "admins are its first admins (added as members if not "
+                "listed; the caller, its owner, is not one). Ids starting with dm: are "
+                "reserved for direct conversations "
                 "(400): POST /v1/direct makes the one between two users. Without "
                 "conversation_id the gateway picks an unguessable one (g-<22 characters>, "
                 "in the answer): a chosen id can be probed (409 says it is taken), a "
@@ -178,6 +183,7 @@ SPEC: dict[str, Any] = {
                         conversation_id={**ID, "not": {"pattern": "^dm:"}, **OPTIONAL},
                         title={**STR, "maxLength": MAX_TITLE_CHARS, **OPTIONAL},
                         members={"type": "array", "items": ID, "maxItems": 10_000},
+                        admins={"type": "array", "items": ID, "maxItems": MAX_ADMINS, **OPTIONAL},
                     )
                 ),
                 "responses": {**ACCEPTED, "409": _json(_ref("Error"), "id already taken")},
@@ -192,24 +198,46 @@ SPEC: dict[str, Any] = {
         },
         "/v1/conversations/{cid}": {
             "get": {
-                "summary": "a conversation and its current members (members only)",
+                "summary": "a conversation and its current members (members only); a "
+                "group's roles: its owners and admins, {user: role}",
                 "parameters": [_path_param("cid")],
                 "responses": {"200": _json({"type": "object"}, "ok"), **ERRORS},
             }
         },
         "/v1/conversations/{cid}/members": {
             "post": {
-                "summary": "add a member (by a member)",
+                "summary": "add a member (by an owner or admin of a group)",
                 "parameters": [_path_param("cid")],
                 "requestBody": _body(_obj(["user_id"], user_id=ID)),
-                "responses": ACCEPTED,
+                "responses": {**ACCEPTED, "409": _json(_ref("Error"), "already a member")},
             }
         },
         "/v1/conversations/{cid}/members/{uid}": {
             "delete": {
-                "summary": "leave, or remove a member (by a member)",
+                "summary": "leave (anyone but a group's last owner), or remove a member "
+                "(owners remove anyone, admins plain members)",
                 "parameters": [_path_param("cid"), _path_param("uid")],
-                "responses": ACCEPTED,
+                "responses": {
+                    **ACCEPTED,
+                    "409": _json(_ref("Error"), "not a member, or the last owner leaving"),
+                },
+            }
+        },
+        "/v1/conversations/{cid}/members/{uid}/role": {
+            "put": {
+                "summary": "set a member's role (by an owner): owner, admin or member",
+                "description": "a group always keeps an owner: the last one cannot step "
+                "down (409) before making another member an owner",
+                "parameters": [_path_param("cid"), _path_param("uid")],
+                "requestBody": _body(_obj(["role"], role={"enum": ["owner", "admin", "member"]})),
+                "responses": {
+                    **ACCEPTED,
+                    "409": _json(
+                        _ref("Error"),
+                        "not a member, already that role, the last owner stepping down, or "
+                        "a group without roles (made before they existed)",
+                    ),
+                },
             }
         },
         "/v1/conversations/{cid}/messages": {

@@ -22,11 +22,13 @@ from pipeline.model.events import (
     CANONICAL_UUID,
     ENTRY_KINDS,
     ID_PATTERN,
+    MAX_ADMINS,
     MAX_CONTENT_TYPE_CHARS,
     MAX_COUNTER,
     MAX_ID_CHARS,
     MAX_TITLE_CHARS,
     MAX_TS_MS,
+    ROLES,
     SCHEMA_VERSION,
     Limits,
 )
@@ -84,7 +86,13 @@ _EVENT_ID: Schema = {
 }
 
 
-def _command(kind: str, fields: Schema, description: str, extra: Schema | None = None) -> Schema:
+def _command(
+    kind: str,
+    fields: Schema,
+    description: str,
+    extra: Schema | None = None,
+    optional: Schema | None = None,
+) -> Schema:
     properties: Schema = {
         "v": _VERSION,
         "type": {"const": kind},
@@ -97,7 +105,7 @@ def _command(kind: str, fields: Schema, description: str, extra: Schema | None =
         "type": "object",
         "description": description,
         "required": list(properties),
-        "properties": properties,
+        "properties": {**properties, **(optional or {})},
         **(extra or {}),
     }
 
@@ -142,6 +150,16 @@ def command_schemas(limits: Limits) -> dict[str, Schema]:
                 "if": {"properties": {"kind": {"const": "direct"}}},
                 "then": {"properties": {"members": {"minItems": 2, "maxItems": 2}}},
             },
+            optional={
+                "admins": {
+                    "type": "array",
+                    "items": _id("an admin"),
+                    "uniqueItems": True,
+                    "maxItems": MAX_ADMINS,
+                    "description": "a group's first admins: members other than the creator, "
+                    "who is its owner (absent: none; a direct conversation has none)",
+                }
+            },
         ),
         "member.joined": _command(
             "member.joined",
@@ -152,6 +170,18 @@ def command_schemas(limits: Limits) -> dict[str, Schema]:
             "member.left",
             {"actor_id": _id("who removed them"), "user_id": _id("who left")},
             "a user leaves (or is removed from) a group",
+        ),
+        "member.role_set": _command(
+            "member.role_set",
+            {
+                "actor_id": _id("the owner who sets it"),
+                "user_id": _id("the member it is set for"),
+                "role": {
+                    "enum": list(ROLES),
+                    "description": "owner, admin, or member (no role)",
+                },
+            },
+            "an owner gives a member of a group a role (the rules: docs/roles.md)",
         ),
     }
 
@@ -262,13 +292,16 @@ def schemas(limits: Limits | None = None) -> dict[str, Schema]:
             "imstream roster value (im.members)",
             {
                 "type": "object",
-                "description": "a conversation's record has kind and created_by; a "
-                "member's has only event_no (the event that made them one)",
+                "description": "a conversation's record has kind and created_by (and "
+                "roles: true for a group with roles); a member's has event_no (the event "
+                "that made them one, or last set their role) and their role if they have one",
                 "required": ["event_no"],
                 "properties": {
                     "event_no": {"type": "integer", "minimum": 1, "maximum": MAX_COUNTER},
                     "kind": {"enum": ["direct", "group"]},
                     "created_by": _id("the creator"),
+                    "roles": {"const": True},
+                    "role": {"enum": ["owner", "admin"]},
                 },
             },
         ),

@@ -24,6 +24,7 @@ SCHEMA_VERSION = 1
 
 MAX_ID_CHARS = 128
 MAX_TITLE_CHARS = 256
+MAX_ADMINS = 100  # named at a group's creation; more are made with member.role_set
 MAX_CONTENT_TYPE_CHARS = 64
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+\-]*")  # always used with fullmatch
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -34,7 +35,12 @@ MAX_TS_MS = (2**32 - 1) * 1000
 MAX_COUNTER = 2**63 - 1
 
 ConversationKind = Literal["direct", "group"]
-EntryKind = Literal["message", "created", "joined", "left"]
+EntryKind = Literal["message", "created", "joined", "left", "role"]
+Role = Literal["owner", "admin", "member"]
+ROLES: tuple[Role, ...] = ("owner", "admin", "member")
+"""A group member's role, highest first: owners set roles and add or remove anyone;
+admins add members and remove plain members; members only leave (rules in
+pipeline/model/roles.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,9 @@ class ConversationCreated:
     title: str
     members: tuple[str, ...]
     ts_ms: int
+    admins: tuple[str, ...] = ()
+    """A group's first admins, members other than the creator (who is its owner);
+    encoded only when there are some, so creations without them read as before."""
     type: Literal["conversation.created"] = "conversation.created"
 
 
@@ -102,7 +111,22 @@ class MessageSent:
     type: Literal["message.sent"] = "message.sent"
 
 
-Command = ConversationCreated | MemberJoined | MemberLeft | MessageSent
+@dataclass(frozen=True, slots=True)
+class MemberRoleSet:
+    """An owner gives a group member a role (``member`` takes a role away)."""
+
+    event_id: str
+    conversation_id: str
+    actor_id: str
+    user_id: str
+    role: Role
+    ts_ms: int
+    type: Literal["member.role_set"] = "member.role_set"
+
+
+Command = ConversationCreated | MemberJoined | MemberLeft | MemberRoleSet | MessageSent
+MemberChange = MemberJoined | MemberLeft | MemberRoleSet
+"""A command about one member (``user_id``) of a group, made by ``actor_id``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +179,7 @@ ENTRY_KINDS: dict[str, EntryKind] = {
     "conversation.created": "created",
     "member.joined": "joined",
     "member.left": "left",
+    "member.role_set": "role",
 }
 
 
@@ -165,6 +190,8 @@ def command_dict(command: Command) -> dict[str, Any]:
     data: dict[str, Any] = {"v": SCHEMA_VERSION}
     for name in command.__slots__:
         value = getattr(command, name)
+        if name == "admins" and not value:
+            continue  # encoded only when there are some
         data[name] = list(value) if isinstance(value, tuple) else value
     return data
 
@@ -285,8 +312,14 @@ def command_from(data: dict[str, Any], limits: Limits) -> Command:
         )
     if kind == "conversation.created":
         return _created(data, limits, event_id, conversation_id, ts_ms)
+    actor, user = _id(data, "actor_id"), _id(data, "user_id")
+    if kind == "member.role_set":
+        role = data.get("role")
+        if role not in ROLES:
+            raise ValidationError(f"field 'role' must be one of {', '.join(ROLES)}")
+        return MemberRoleSet(event_id, conversation_id, actor, user, role, ts_ms)
     cls = MemberJoined if kind == "member.joined" else MemberLeft
-    return cls(event_id, conversation_id, _id(data, "actor_id"), _id(data, "user_id"), ts_ms)
+    return cls(event_id, conversation_id, actor, user, ts_ms)
 
 
 def _message_fast(data: dict[str, Any], limits: Limits) -> MessageSent | None:
@@ -351,7 +384,27 @@ def _created(
         title=_text(data, "title", MAX_TITLE_CHARS, allow_empty=True),
         members=checked,
         ts_ms=ts_ms,
+        admins=_admins(data.get("admins", []), conv_kind, actor, checked),
     )
+
+
+def _admins(
+    admins: Any, kind: ConversationKind, actor: str, members: tuple[str, ...]
+) -> tuple[str, ...]:
+    if not isinstance(admins, list):
+        raise ValidationError("field 'admins' must be a list of user ids")
+    checked = tuple(_valid_id("admins[]", a) for a in admins)
+    if len(checked) > MAX_ADMINS:
+        raise ValidationError(f"a group is created with at most {MAX_ADMINS} admins")
+    if checked and kind == "direct":
+        raise ValidationError("a direct conversation has no admins")
+    if len(set(checked)) != len(checked):
+        raise ValidationError("field 'admins' lists a user twice")
+    if actor in checked:
+        raise ValidationError("the creator is the group's owner, not one of its admins")
+    if not set(checked) <= set(members):
+        raise ValidationError("every admin must be one of the members")
+    return checked
 
 
 def _load(raw: bytes | None) -> dict[str, Any]:
@@ -444,6 +497,21 @@ def _body(data: dict[str, Any], limits: Limits) -> str:
     return body
 
 
+def entry_subject(command: Command) -> str:
+    """A sync entry's ``subject_id``: the member a membership or role entry is about."""
+    return "" if isinstance(command, MessageSent | ConversationCreated) else command.user_id
+
+
+def entry_body(command: Command) -> str:
+    """A sync entry's ``body``: a message's content, the new role of a ``role``
+    entry, else empty."""
+    if isinstance(command, MessageSent):
+        return command.body
+    if isinstance(command, MemberRoleSet):
+        return command.role
+    return ""
+
+
 def new_event_id() -> str:
     return str(uuid.uuid4())
 
@@ -451,16 +519,16 @@ def new_event_id() -> str:
 def delivery_view(event: TimelineEvent) -> TimelineEvent:
     """What a delivery (and so an inbox entry) embeds of ``event``: the event itself,
     except that a group's creation lists only its creator as members and has no
-    title. A receiver's sync entry shows neither, and the whole event in each of n
+    title nor admins. A receiver's sync entry shows neither, and the whole event in each of n
     deliveries would write n copies of n members (a 1,660-member creation with a
     60 KB title: 200 MB in one transaction). The full event stays on im.timeline;
     the members are on im.members too."""
     command = event.command
     if not isinstance(command, ConversationCreated) or command.kind != "group":
         return event
-    if len(command.members) == 1 and not command.title:
+    if len(command.members) == 1 and not command.title and not command.admins:
         return event
-    summary = replace(command, members=(command.actor_id,), title="")
+    summary = replace(command, members=(command.actor_id,), title="", admins=())
     return replace(event, command=summary)
 
 

@@ -7,6 +7,9 @@ what it returns. State keys:
     c/<conversation>                    [kind, last_seq, last_event_no, last_ts_ms, large]
     m/<conversation>                    sorted member ids: a set, changelogged as one
                                         record per member (a join writes O(1) bytes)
+    r/<conversation>                    a group's roles, {user: "owner" | "admin"}
+                                        (pipeline/model/roles.py); absent for a group
+                                        created before roles existed
     d/<conversation>/<sender>/<cmid>    [seq, ts_ms]   (dedupe window)
 
 Read diffusion: a group becomes *large* at the event after which it has more
@@ -25,6 +28,7 @@ from typing import Any
 from pipeline.model.events import (
     Command,
     ConversationCreated,
+    MemberChange,
     MemberJoined,
     MemberLeft,
     MessageSent,
@@ -32,6 +36,7 @@ from pipeline.model.events import (
 )
 from pipeline.model.membership import MEMBERS_PREFIX, members_key, recipients
 from pipeline.model.naming import misnamed
+from pipeline.model.roles import after, created_roles, refusal
 from pipeline.model.state import StateStore
 
 STATE_SETS = (MEMBERS_PREFIX,)
@@ -61,6 +66,10 @@ Outcome = Accepted | Duplicate | Rejected
 
 
 _GROWS = (ConversationCreated, MemberJoined)
+
+
+def roles_key(conversation_id: str) -> str:
+    return f"r/{conversation_id}"
 
 
 class Sequencer:
@@ -94,6 +103,9 @@ class Sequencer:
                 return Rejected(reserved)
             conv = [command.kind, 0, 0, 0, False]
             self.state.set_replace(members_key(command.conversation_id), list(command.members))
+            roles = created_roles(command)
+            if roles is not None:
+                self.state.put(roles_key(command.conversation_id), roles)
         elif conv is None:
             return Rejected(f"unknown conversation {command.conversation_id}")
         else:
@@ -151,32 +163,33 @@ class Sequencer:
             if command.sender_id not in members:
                 return f"sender {command.sender_id} is not a member of conversation {conv_id}"
             return None
-        assert isinstance(command, MemberJoined | MemberLeft)
+        assert not isinstance(command, ConversationCreated)
         if kind == "direct":
             return f"the members of direct conversation {conv_id} cannot change"
+        return self._change(command, members)
+
+    def _change(self, command: MemberChange, members: list[str]) -> str | None:
+        """A group member's join, leave or role (pipeline/model/roles.py's rules)."""
+        conv_id = command.conversation_id
+        key = roles_key(conv_id)
+        roles = self.state.get(key)
+        refused = refusal(command, members, roles)
+        if refused is not None:
+            return refused.reason
         if isinstance(command, MemberJoined):
-            return self._join(command, members)
-        return self._leave(command, members)
-
-    def _join(self, command: MemberJoined, members: list[str]) -> str | None:
-        conv_id = command.conversation_id
-        if command.actor_id not in members:
-            return f"{command.actor_id} is not a member of conversation {conv_id}"
-        if command.user_id in members:
-            return f"{command.user_id} is already a member of conversation {conv_id}"
-        if len(members) >= self.max_group_size:
-            return f"conversation {conv_id} is full ({self.max_group_size} members)"
-        self.state.set_add(members_key(conv_id), command.user_id)
+            if len(members) >= self.max_group_size:
+                return f"conversation {conv_id} is full ({self.max_group_size} members)"
+            self.state.set_add(members_key(conv_id), command.user_id)
+        elif isinstance(command, MemberLeft):
+            self.state.set_discard(members_key(conv_id), command.user_id)
+        if roles is not None and not isinstance(command, MemberJoined):
+            self.state.put(key, after(command, roles))
         return None
 
-    def _leave(self, command: MemberLeft, members: list[str]) -> str | None:
-        conv_id = command.conversation_id
-        if command.actor_id not in members:
-            return f"{command.actor_id} is not a member of conversation {conv_id}"
-        if command.user_id not in members:
-            return f"{command.user_id} is not a member of conversation {conv_id}"
-        self.state.set_discard(members_key(conv_id), command.user_id)
-        return None
+    def roles(self, conversation_id: str) -> dict[str, str] | None:
+        """A group's roles as the sequencer holds them (None: made before roles)."""
+        roles: dict[str, str] | None = self.state.get(roles_key(conversation_id))
+        return roles
 
     def _dedupe_key(self, command: MessageSent) -> str:
         return f"d/{command.conversation_id}/{command.sender_id}/{command.client_msg_id}"

@@ -42,7 +42,7 @@ from pipeline.model.events import (
     decode_timeline,
 )
 from pipeline.model.state import StateStore
-from pipeline.read.large_groups import MembershipRow, Period, periods
+from pipeline.read.periods import MembershipRow, Period, periods
 from pipeline.settings import Settings
 from pipeline.store import queries
 from pipeline.store.clickhouse import ClickHouse

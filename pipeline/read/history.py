@@ -2,7 +2,11 @@
 
 Seqs are dense, so a page is a key range: ``before - limit .. before - 1`` of
 one conversation, read from the primary key. Any current member may read any
-page, from any device, at any age; anyone else gets AccessDeniedError.
+page, from any device, at any age; anyone else gets AccessDeniedError. A member
+reads the messages of their membership periods (pipeline/read/periods.py): by
+default not what was sent before they joined, nor while they were away; a page
+holds the readable messages of its seq range, so it may be short, and
+``next_before`` is None once no older message is readable.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.errors import AccessDeniedError, ValidationError
+from pipeline.read.periods import MembershipRow, Period, periods
 from pipeline.store import queries
 from pipeline.store.clickhouse import ClickHouse
 
@@ -54,14 +59,24 @@ async def is_member(store: ClickHouse, conversation_id: str, user_id: str) -> bo
     return bool(rows) and rows[0][0] == "join"
 
 
-async def require_member(store: ClickHouse, conversation_id: str, user_id: str) -> None:
-    if not await is_member(store, conversation_id, user_id):
-        raise AccessDeniedError(f"{user_id} is not a member of conversation {conversation_id}")
-
-
 async def members(store: ClickHouse, conversation_id: str) -> list[str]:
     rows = await store.execute(queries.CURRENT_MEMBERS, {"conversation_id": conversation_id})
     return [r[0] for r in rows]
+
+
+async def readable(
+    store: ClickHouse, conversation_id: str, user_id: str, *, before_join: bool = False
+) -> list[Period]:
+    """A current member's periods in the conversation; AccessDeniedError for anyone
+    else."""
+    rows = await store.execute(
+        queries.MEMBER_ACTIONS, {"conversation_id": conversation_id, "user_id": user_id}
+    )
+    actions: list[MembershipRow] = [(int(e), str(a), int(s)) for e, a, s in rows]
+    found = periods(actions, before_join=before_join)
+    if not found or found[-1].until is not None:
+        raise AccessDeniedError(f"{user_id} is not a member of conversation {conversation_id}")
+    return found
 
 
 async def _head(store: ClickHouse, conversation_id: str) -> int:
@@ -76,24 +91,26 @@ async def page(
     *,
     before: int | None = None,
     limit: int = 50,
+    before_join: bool = False,
 ) -> HistoryPage:
+    """``before_join``: PIPELINE_HISTORY_BEFORE_JOIN is ``visible``."""
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
     if before is not None and before < 1:
         raise ValidationError("'before' must be a seq >= 1")
+    member = readable(store, conversation_id, user_id, before_join=before_join)
     if before is None:  # the newest page starts at the head: ask both at once
-        _, head = await asyncio.gather(
-            require_member(store, conversation_id, user_id), _head(store, conversation_id)
-        )
-        high = head
+        found, high = await asyncio.gather(member, _head(store, conversation_id))
     else:  # an older page is the seqs below ``before``: no head needed
-        await require_member(store, conversation_id, user_id)
-        high = before - 1
-    if high < 1:
+        found, high = await member, before - 1
+    floor = found[0].since  # nothing at or below it is theirs to read
+    if high <= floor:
         return HistoryPage([], None)
-    low = max(1, high - limit + 1)
+    low = max(floor + 1, high - limit + 1)
     rows = await store.execute(
         queries.HISTORY_RANGE, {"conversation_id": conversation_id, "low": low, "high": high}
     )
     messages = [StoredMessage.from_row(conversation_id, r) for r in rows]
-    return HistoryPage(messages, low if low > 1 else None)
+    if len(found) > 1:  # away between periods: those messages are not theirs
+        messages = [m for m in messages if any(p.holds(m.seq) for p in found)]
+    return HistoryPage(messages, low if low > floor + 1 else None)

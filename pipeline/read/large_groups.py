@@ -30,14 +30,9 @@ from typing import Any
 
 from pipeline.errors import AccessDeniedError, ValidationError
 from pipeline.read.history import StoredMessage
+from pipeline.read.periods import MembershipRow, Period, periods
 from pipeline.store import queries
 from pipeline.store.clickhouse import ClickHouse
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    since: int
-    until: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,25 +60,6 @@ class GroupPage:
         return data
 
 
-MembershipRow = tuple[int, str, int]  # (event_no, action, after_seq), in event order
-
-
-def periods(rows: Iterable[MembershipRow], large_seq: int) -> list[Period]:
-    """A user's read-diffused periods in one group that became large at ``large_seq``."""
-    found = []
-    since: int | None = None
-    for _, action, after_seq in rows:
-        if action == "join" and since is None:
-            since = max(after_seq, large_seq)
-        elif action == "leave" and since is not None:
-            if after_seq > since:
-                found.append(Period(since, after_seq))
-            since = None
-    if since is not None:
-        found.append(Period(since, None))
-    return found
-
-
 def window(found: Sequence[Period], cursor: int | None) -> tuple[int, int | None] | None:
     """Where a device at ``cursor`` (None: it has none yet) reads next: (after, until);
     None when it has read everything the user may read of the group."""
@@ -104,8 +80,11 @@ def contiguous(after: int, messages: Iterable[StoredMessage]) -> list[StoredMess
     return run
 
 
-async def memberships(store: ClickHouse, user_id: str) -> dict[str, list[Period]]:
-    """The user's periods in every large group they have read-diffused time in."""
+async def memberships(
+    store: ClickHouse, user_id: str, *, before_join: bool = False
+) -> dict[str, list[Period]]:
+    """The user's periods in every large group they have read-diffused time in
+    (``before_join``: PIPELINE_HISTORY_BEFORE_JOIN is visible, pipeline/read/periods.py)."""
     large = await store.execute(queries.USER_LARGE_GROUPS, {"user_id": user_id})
     if not large:
         return {}
@@ -116,7 +95,10 @@ async def memberships(store: ClickHouse, user_id: str) -> dict[str, list[Period]
     by_group: dict[str, list[MembershipRow]] = defaultdict(list)
     for conv, event_no, action, after_seq in rows:
         by_group[conv].append((int(event_no), str(action), int(after_seq)))
-    found = {conv: periods(by_group[conv], seq) for conv, seq in large_seq.items()}
+    found = {
+        conv: periods(by_group[conv], seq, before_join=before_join)
+        for conv, seq in large_seq.items()
+    }
     return {conv: p for conv, p in found.items() if p}
 
 
@@ -138,11 +120,17 @@ async def membership_states(store: ClickHouse, user_id: str) -> dict[str, tuple[
 
 
 async def pages(
-    store: ClickHouse, user_id: str, device_id: str, given: Mapping[str, int], limit: int
+    store: ClickHouse,
+    user_id: str,
+    device_id: str,
+    given: Mapping[str, int],
+    limit: int,
+    *,
+    before_join: bool = False,
 ) -> list[GroupPage]:
     """A page of each large group the device has something to read in, or is a member
     of. ``given`` are cursors the device sent; for the others its acked cursor counts."""
-    member = await memberships(store, user_id)
+    member = await memberships(store, user_id, before_join=before_join)
     if not member:
         return []
     acked = {} if set(member) <= set(given) else await device_cursors(store, user_id)

@@ -17,7 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.errors import CursorExpiredError, ValidationError
-from pipeline.model.events import InboxEntry, MemberJoined, MemberLeft, MessageSent
+from pipeline.model.events import (
+    InboxEntry,
+    MessageSent,
+    entry_body,
+    entry_subject,
+)
 from pipeline.store import queries
 from pipeline.store.clickhouse import ClickHouse
 
@@ -63,10 +68,10 @@ class SyncEntry:
             kind=e.entry_kind,
             event_id=c.event_id,
             sender_id=c.sender_id if isinstance(c, MessageSent) else c.actor_id,
-            subject_id=c.user_id if isinstance(c, MemberJoined | MemberLeft) else "",
+            subject_id=entry_subject(c),
             client_msg_id=message.client_msg_id if message else "",
             content_type=message.content_type if message else "",
-            body=message.body if message else "",
+            body=entry_body(c),
             ts_ms=entry.ts_ms,
             large=e.large,
         )

@@ -59,10 +59,17 @@ class ApiClient:
         return await self.call("POST", f"/v1/conversations/{conversation_id}/messages", message)
 
     async def create_group(
-        self, conversation_id: str | None, members: list[str], title: str = ""
+        self,
+        conversation_id: str | None,
+        members: list[str],
+        title: str = "",
+        admins: list[str] | None = None,
     ) -> Any:
-        """``conversation_id`` None: the gateway picks an unguessable one (in the answer)."""
+        """``conversation_id`` None: the gateway picks an unguessable one (in the answer).
+        The caller owns the group; ``admins`` (members) are its first admins."""
         body: dict[str, Any] = {"members": members, "title": title}
+        if admins:
+            body["admins"] = admins
         if conversation_id is not None:
             body["conversation_id"] = conversation_id
         return await self.call("POST", "/v1/conversations", body)
@@ -77,6 +84,12 @@ class ApiClient:
 
     async def leave(self, conversation_id: str, user_id: str) -> Any:
         return await self.call("DELETE", f"/v1/conversations/{conversation_id}/members/{user_id}")
+
+    async def set_role(self, conversation_id: str, user_id: str, role: str) -> Any:
+        """An owner gives a member a role: ``owner``, ``admin`` or ``member``."""
+        return await self.call(
+            "PUT", f"/v1/conversations/{conversation_id}/members/{user_id}/role", {"role": role}
+        )
 
     async def history(
         self, conversation_id: str, before: int | None = None, limit: int = 50

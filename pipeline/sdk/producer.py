@@ -29,7 +29,9 @@ from pipeline.model.events import (
     ConversationKind,
     MemberJoined,
     MemberLeft,
+    MemberRoleSet,
     MessageSent,
+    Role,
     decode_command,
     encode_command,
     limits_from,
@@ -108,10 +110,20 @@ class Producer:
         *,
         kind: ConversationKind = "group",
         title: str = "",
+        admins: Iterable[str] = (),
     ) -> Ack:
+        """A conversation with ``creator`` among ``members``; a group's creator is its
+        owner, and ``admins`` (members) its first admins."""
         everyone = list(dict.fromkeys([creator, *members]))
         command = ConversationCreated(
-            new_event_id(), conversation_id, creator, kind, title, tuple(everyone), now_ms()
+            new_event_id(),
+            conversation_id,
+            creator,
+            kind,
+            title,
+            tuple(everyone),
+            now_ms(),
+            admins=tuple(admins),
         )
         reserved = misnamed(command)
         if reserved is not None:  # the sequencer would refuse it: say so now
@@ -131,6 +143,12 @@ class Producer:
     async def leave(self, conversation_id: str, actor: str, user: str) -> Ack:
         return await self.publish(
             MemberLeft(new_event_id(), conversation_id, actor, user, now_ms())
+        )
+
+    async def set_role(self, conversation_id: str, actor: str, user: str, role: Role) -> Ack:
+        """``actor`` (an owner) gives member ``user`` a role: owner, admin or member."""
+        return await self.publish(
+            MemberRoleSet(new_event_id(), conversation_id, actor, user, role, now_ms())
         )
 
     async def send_message(

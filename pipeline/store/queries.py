@@ -120,6 +120,14 @@ ORDER BY event_no DESC
 LIMIT 1
 """
 
+MEMBER_ACTIONS = """
+SELECT event_no, action, after_seq
+FROM membership
+WHERE conversation_id = %(conversation_id)s AND user_id = %(user_id)s
+ORDER BY event_no
+LIMIT 1 BY event_no
+"""
+
 CURRENT_MEMBERS = """
 SELECT user_id
 FROM membership
@@ -369,6 +377,7 @@ STATEMENTS = {
     "HISTORY_HEAD": HISTORY_HEAD,
     "HISTORY_RANGE": HISTORY_RANGE,
     "MEMBER_LAST_ACTION": MEMBER_LAST_ACTION,
+    "MEMBER_ACTIONS": MEMBER_ACTIONS,
     "CURRENT_MEMBERS": CURRENT_MEMBERS,
     "CONVERSATION": CONVERSATION,
     "SYNC_RANGE": SYNC_RANGE,

@@ -18,6 +18,8 @@ from pipeline.model.events import (
     MemberLeft,
     MessageSent,
     TimelineEvent,
+    entry_body,
+    entry_subject,
 )
 from pipeline.store import queries
 from pipeline.store.queries import Insert
@@ -148,7 +150,6 @@ class SyncRows:
         if large is not None:
             self.large_groups.append(large)
         sender = c.sender_id if isinstance(c, MessageSent) else c.actor_id
-        subject = c.user_id if isinstance(c, MemberJoined | MemberLeft) else ""
         message = c if isinstance(c, MessageSent) else None
         self.timeline.append(
             (
@@ -160,10 +161,10 @@ class SyncRows:
                 e.entry_kind,
                 c.event_id,
                 sender,
-                subject,
+                entry_subject(c),
                 message.client_msg_id if message else "",
                 message.content_type if message else "",
-                message.body if message else "",
+                entry_body(c),
                 entry.ts_ms,
                 _at(entry.ts_ms),
             )

@@ -20,7 +20,7 @@ from pipeline.model import events
 
 
 class _Command(faust.Record, abstract=True):
-    """What the four commands share: ``type`` is the wire's ``type`` field."""
+    """What the commands share: ``type`` is the wire's ``type`` field."""
 
     @property
     def type(self) -> str:
@@ -47,6 +47,8 @@ class ConversationCreated(_Command, namespace="imstream.conversation.created"):
     title: str
     members: list[str]
     ts_ms: int
+    admins: list[str] = []  # noqa: RUF012 (faust copies a field's default)
+    """A group's first admins (its creator, ``actor_id``, is its owner)."""
 
 
 class MemberJoined(_Command, namespace="imstream.member.joined"):
@@ -65,7 +67,17 @@ class MemberLeft(_Command, namespace="imstream.member.left"):
     ts_ms: int
 
 
-Command = MessageSent | ConversationCreated | MemberJoined | MemberLeft
+class MemberRoleSet(_Command, namespace="imstream.member.role_set"):
+    event_id: str
+    conversation_id: str
+    actor_id: str
+    user_id: str
+    role: str
+    """``owner``, ``admin`` or ``member``."""
+    ts_ms: int
+
+
+Command = MessageSent | ConversationCreated | MemberJoined | MemberLeft | MemberRoleSet
 
 
 class TimelineEvent(faust.Record, namespace="imstream.timeline"):
@@ -104,6 +116,7 @@ _COMMANDS: dict[type[Any], type[faust.Record]] = {
     events.ConversationCreated: ConversationCreated,
     events.MemberJoined: MemberJoined,
     events.MemberLeft: MemberLeft,
+    events.MemberRoleSet: MemberRoleSet,
 }
 _TYPES: dict[type[Any], str] = {
     record: pipeline_cls.__dataclass_fields__["type"].default
@@ -142,6 +155,7 @@ def command_of(record: Command) -> events.Command:
     fields = {name: getattr(record, name) for name in record._options.fields}
     if isinstance(record, ConversationCreated):
         fields["members"] = tuple(record.members)
+        fields["admins"] = tuple(record.admins)
     return _BACK[type(record)](**fields)  # type: ignore[no-any-return]
 
 

@@ -122,6 +122,7 @@ class Traffic:
         members = conversation.members
         actor = rng.choice(members)
         if conversation.group and rng.random() < 0.08:
+            actor = members[0]  # the creator, its owner (never removed: it is the actor)
             outsiders = [p for p in self._people if p not in members]
             if len(members) > 2 and (rng.random() < 0.5 or not outsiders):
                 leaver = rng.choice([m for m in members if m != actor])

@@ -1,5 +1,6 @@
 """A slow-body client (a byte now and then) gets 408 and its connection closed after
-GATEWAY_BODY_TIMEOUT_S, and other clients are served meanwhile. Tried with a raw
+GATEWAY_BODY_TIMEOUT_S; a client trickling its headers has its connection closed
+after GATEWAY_IDLE_TIMEOUT_S; other clients are served meanwhile. Tried with a raw
 TCP socket, the way such a client behaves."""
 
 from __future__ import annotations
@@ -61,6 +62,39 @@ async def test_a_slow_body_gets_408_and_others_are_served(
     assert '"error":"request_timeout"' in rest
     assert "did not arrive within 3s" in rest
     assert 2.9 <= took < 10.0  # answered at the timeout, and the connection closed
+
+
+async def test_a_header_trickle_is_cut_off_and_others_are_served(
+    settings: Settings, tmp_path: Path
+) -> None:
+    idle = settings.replace(gateway=replace(settings.gateway, idle_timeout_s=3.0))
+    async with gateway_process(idle, tmp_path / "gw.log") as gw:
+        host, port = gw.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        started = time.monotonic()
+        writer.write(b"GET /v1/me HTTP/1.1\r\nHost: x\r\n")
+        await writer.drain()
+
+        async def trickle() -> None:  # a header byte a second, the head never complete
+            for byte in b"X-Slow: " + b"a" * 30:
+                await asyncio.sleep(1.0)
+                writer.write(bytes([byte]))
+                await writer.drain()
+
+        dripping = asyncio.create_task(trickle())
+        async with aiohttp.ClientSession() as http:
+            mine = {"Authorization": f"Bearer {token(gw.settings, 'bob', 'laptop')}"}
+            async with http.get(gw.url + "/v1/me", headers=mine) as answer:
+                assert answer.status == 200
+        with pytest.raises(TimeoutError):  # the trickler is still connected, unanswered
+            await asyncio.wait_for(reader.read(1), timeout=0.05)
+        answer = await asyncio.wait_for(reader.read(), timeout=15)  # until it closes
+        took = time.monotonic() - started
+        dripping.cancel()
+        await asyncio.gather(dripping, return_exceptions=True)
+        writer.close()
+    assert answer == b""  # closed without a word: it never made a request
+    assert 2.9 <= took < 10.0, took  # at the idle timeout, not the trickle's 38 s
 
 
 async def test_an_oversized_websocket_message_closes_that_socket(

@@ -30,6 +30,7 @@ EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "HISTORY_HEAD": {"conversation_id": "c1"},
     "HISTORY_RANGE": {"conversation_id": "c1", "low": 1, "high": 50},
     "MEMBER_LAST_ACTION": {"conversation_id": "c1", "user_id": "alice"},
+    "MEMBER_ACTIONS": {"conversation_id": "c1", "user_id": "alice"},
     "CURRENT_MEMBERS": {"conversation_id": "c1"},
     "CONVERSATION": {"conversation_id": "c1"},
     "SYNC_RANGE": {"user_id": "alice", "after": 0, "high": 100},

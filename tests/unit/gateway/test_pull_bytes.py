@@ -1,9 +1,12 @@
 """A pull page ends once its message bodies pass the byte budget: whole entries
-only, at least one, the cursor at the last one given (the device pulls on)."""
+only, at least one, the cursor at the last one given (the device pulls on). The
+sync page spends the budget first, then each large group's page in turn."""
 
 from __future__ import annotations
 
-from pipeline.gateway.http import within_bytes
+from pipeline.gateway.pull_bytes import groups_within_bytes, within_bytes
+from pipeline.read.history import StoredMessage
+from pipeline.read.large_groups import GroupPage
 from pipeline.read.sync_timeline import SyncEntry, SyncPage
 
 
@@ -33,3 +36,32 @@ def test_a_page_within_the_budget_or_without_one_is_unchanged() -> None:
     assert within_bytes(page, 0) is page
     empty = SyncPage([], cursor=7, head=7)
     assert within_bytes(empty, 10) is empty
+
+
+def message(seq: int, body: str) -> StoredMessage:
+    return StoredMessage("g", seq, "e", "alice", "m", "text/plain", body, 0, 0)
+
+
+def group(conv: str, after: int, bodies: list[str]) -> GroupPage:
+    messages = [message(after + 1 + i, b) for i, b in enumerate(bodies)]
+    return GroupPage(conv, after, after + len(bodies), messages)
+
+
+def test_large_groups_share_what_the_sync_page_left() -> None:
+    groups = [group("g1", 0, ["a" * 10] * 5), group("g2", 7, ["b" * 10] * 5)]
+    cut = groups_within_bytes(groups, 100, spent=60)  # 40 left: 4 of g1, 1 of g2
+    assert [len(g.messages) for g in cut] == [4, 1]
+    assert [(g.after, g.caught_up) for g in cut] == [(0, False), (7, False)]
+    assert [m.seq for m in cut[1].messages] == [8]  # from its cursor, no hole
+
+
+def test_every_group_moves_even_when_the_budget_is_spent() -> None:
+    groups = [group("g1", 0, ["a" * 10] * 3), group("g2", 0, ["x" * 500])]
+    cut = groups_within_bytes(groups, 100, spent=250)
+    assert [[m.body for m in g.messages] for g in cut] == [["a" * 10], ["x" * 500]]
+
+
+def test_groups_within_the_budget_or_without_one_are_unchanged() -> None:
+    groups = [group("g1", 0, ["a"] * 3)]
+    assert groups_within_bytes(groups, 100, spent=10)[0] is groups[0]
+    assert groups_within_bytes(groups, 0, spent=10**9) is groups

@@ -150,9 +150,14 @@ def test_dead_letter_headers_validate() -> None:
 
 
 def _creator_among_members(command: dict[str, Any]) -> dict[str, Any]:
-    """The one rule across fields JSON Schema cannot state (its description does)."""
+    """The rules across fields JSON Schema cannot state (its descriptions do): the
+    creator is a member; a group's admins are other members, a direct one has none."""
     if command.get("type") == "conversation.created":
-        command = {**command, "actor_id": command["members"][0]}
+        members = command["members"]
+        command = {**command, "actor_id": members[0]}
+        if "admins" in command:
+            group = command["kind"] == "group"
+            command["admins"] = [a for a in command["admins"] if group and a in members[1:]]
     return command
 
 

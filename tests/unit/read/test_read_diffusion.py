@@ -14,7 +14,8 @@ from pipeline.model.events import (
 from pipeline.model.state import StateStore
 from pipeline.ops.checker import expected_periods, expected_sync
 from pipeline.read.history import StoredMessage
-from pipeline.read.large_groups import Period, contiguous, periods, window
+from pipeline.read.large_groups import contiguous, window
+from pipeline.read.periods import Period, periods
 
 
 def event(command, n: int, seq: int, large: bool = False) -> TimelineEvent:  # type: ignore[no-untyped-def]
@@ -93,6 +94,23 @@ def test_periods_start_at_the_switch_or_the_join_and_end_at_the_leave() -> None:
     assert periods(rows, large_seq=10) == [Period(14, 18), Period(25, None)]
     # left right after the switch, no message in between: nothing to read
     assert periods([(1, "join", 0), (11, "leave", 10)], large_seq=10) == []
+
+
+def test_history_before_join_opens_the_first_period_only() -> None:
+    rows = [(1, "join", 0), (4, "leave", 6), (12, "join", 14)]
+    assert periods(rows) == [Period(0, 6), Period(14, None)]
+    late = [(5, "join", 7), (9, "leave", 12), (12, "join", 14)]
+    assert periods(late) == [Period(7, 12), Period(14, None)]
+    assert periods(late, before_join=True) == [Period(0, 12), Period(14, None)]
+    assert periods(late, large_seq=10, before_join=True) == [Period(10, 12), Period(14, None)]
+    assert [s for s in range(16) if any(p.holds(s) for p in periods(late))] == [
+        8,
+        9,
+        10,
+        11,
+        12,
+        15,
+    ]
 
 
 def test_a_device_reads_each_period_in_turn_and_skips_the_time_between() -> None:
