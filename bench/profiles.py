@@ -70,6 +70,14 @@ class Profile:
     """Offered msg/s through the SDK, one worker and the live app running."""
     live_duration_s: float = 30.0
 
+    # send flood: others' send -> push latency while one user floods a group
+    flood_rate: int = 200
+    """The others' offered msg/s in total, over HTTP, in both phases."""
+    flood_duration_s: float = 30.0
+    flood_group_size: int = 1_000
+    flood_senders: int = 16
+    """The flooder's concurrent request loops."""
+
     drain_timeout_s: float = 300.0
 
     def replace(self, **changes: Any) -> Profile:
@@ -125,6 +133,7 @@ QUICK = Profile(
     live_conversations=200,
     live_rates=(500,),
     live_duration_s=10.0,
+    flood_duration_s=10.0,
     drain_timeout_s=90.0,
 )
 

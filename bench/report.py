@@ -20,7 +20,7 @@ from bench.tables import Table, cpu_table, memory_table, num, other_load, profil
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
-SCENARIOS = ("baseline", "throughput", "fanout", "latency", "reads", "restore", "live")
+SCENARIOS = ("baseline", "throughput", "fanout", "latency", "reads", "restore", "live", "flood")
 ANALYTICS = "analytics.json"  # bench/analytics.py writes it (the runner, if it failed)
 
 
@@ -77,6 +77,7 @@ def render(
         *_reads(docs.get("reads")),
         *_restore(docs.get("restore")),
         *_live(docs.get("live"), docs.get("throughput")),
+        *_flood(docs.get("flood")),
         *_costs(docs),
         *_analytics(analytics_doc),
         *_failures(docs),
@@ -520,6 +521,52 @@ def _live(doc: Document | None, throughput: Document | None) -> list[str]:
         "",
         *table.lines(),
         "",
+    ]
+
+
+def _flood(doc: Document | None) -> list[str]:
+    if doc is None or "result" not in doc:
+        return []
+    r = doc["result"]
+    table = Table(
+        [
+            "phase",
+            "others' msg/s",
+            "others' push p50 / p95 / p99 ms",
+            "others' errors",
+            "flooder requests/s",
+            "flooder accepted/s",
+            "flooder answers",
+            "machine busy",
+        ]
+    )
+    for phase in r["phases"]:
+        others, flooder = phase["others"], phase["flooder"]
+        push = others["push_latency"]
+        table.add(
+            phase["phase"],
+            num(others["achieved_per_s"]),
+            " / ".join(num(push.get(k), 1) for k in ("p50_ms", "p95_ms", "p99_ms")),
+            num(others["send_errors"]),
+            num(flooder["requests_per_s"]) if flooder else "",
+            num(flooder["accepted_per_s"]) if flooder else "",
+            ", ".join(f"{k}: {v:,}" for k, v in flooder["answers"].items()) if flooder else "",
+            f"{phase['machine_busy']:.0%}",
+        )
+    limits = r["limits"]
+    return [
+        "## Send flood (one user against the per-user limits)",
+        "",
+        f"{r['pairs']} users send {num(r['offered_per_s'])} msg/s in total over HTTP to "
+        f"receivers on WebSockets, without and then with one user posting into a "
+        f"{r['group_size']}-member group from {r['flood_senders']} concurrent loops that "
+        f"ignore `Retry-After`. The gateway keeps its default limits ("
+        f"{num(limits['send_burst'])} sends, then {num(limits['sends_per_s'])}/s per user; "
+        "bench/flood.py).",
+        "",
+        *table.lines(),
+        "",
+        *([f"The run failed: `{r['error']}`", ""] if r.get("error") else []),
     ]
 
 

@@ -34,6 +34,7 @@ from bench import (
     analytics,
     baseline,
     fanout,
+    flood,
     latency,
     live,
     machine,
@@ -68,6 +69,7 @@ SCENARIOS: dict[str, Scenario] = {
     "reads": reads.run,
     "restore": restore.run,
     "live": live.run,
+    "flood": flood.run,
     "analytics": _analytics,
 }
 ROOT = Path(__file__).resolve().parent.parent

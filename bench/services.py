@@ -97,11 +97,14 @@ class Services:
         self.workers.append(service)
         return service
 
-    async def start_gateway(self) -> Service:
+    async def start_gateway(self, *, limits: bool = False) -> Service:
         port = free_port()
         # the benchmarks measure the pipeline: a few users send at the offered rate,
-        # which the per-user send limit (a protection, not a capacity) would cap
-        gateway = replace(self.settings.gateway, port=port, id=f"gw{port}", sends_per_s=0)
+        # which the per-user send limit (a protection, not a capacity) would cap;
+        # ``limits``: the deployment's own (the flood scenario measures them)
+        gateway = replace(self.settings.gateway, port=port, id=f"gw{port}")
+        if not limits:
+            gateway = replace(gateway, sends_per_s=0)
         settings = self.settings.replace(gateway=gateway)
         n = len(self.gateways)
         log = self.logdir / f"{self.settings.topics.prefix}gateway{n}.log"

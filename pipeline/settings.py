@@ -132,6 +132,12 @@ class GatewaySettings:
     sends_per_s: float = 20.0
     """Sends a user may make per second, after a burst of send_burst."""
     send_burst: int = 100
+    fanout_per_s: float = 2_000.0
+    """Sync entries a user's sends may make per second (a send into a group costs its
+    members; into a read-diffused one, 1), after a burst of fanout_burst: one user
+    flooding a big group cannot take the fan-out from everyone else (about 15,000
+    entries/s per worker, BENCHMARKS.md). 0: no limit."""
+    fanout_burst: int = 20_000
     creates_per_min: float = 30.0
     """Conversations created and members added (or removed) per user per minute,
     after a burst of create_burst."""
@@ -295,12 +301,19 @@ class Settings:
             (self.pipeline.sync_retention_days >= 1, "PIPELINE_SYNC_RETENTION_DAYS must be >= 1"),
             (self.pipeline.dedupe_window_s >= 0, "PIPELINE_DEDUPE_WINDOW_S must be >= 0"),
             (
-                min(self.gateway.sends_per_s, self.gateway.creates_per_min) >= 0,
-                "GATEWAY_SENDS_PER_S and GATEWAY_CREATES_PER_MIN must be >= 0 (0: no limit)",
+                min(
+                    self.gateway.sends_per_s,
+                    self.gateway.creates_per_min,
+                    self.gateway.fanout_per_s,
+                )
+                >= 0,
+                "GATEWAY_SENDS_PER_S, GATEWAY_CREATES_PER_MIN and GATEWAY_FANOUT_PER_S must "
+                "be >= 0 (0: no limit)",
             ),
             (
-                min(self.gateway.send_burst, self.gateway.create_burst) >= 1,
-                "GATEWAY_SEND_BURST and GATEWAY_CREATE_BURST must be >= 1",
+                min(self.gateway.send_burst, self.gateway.create_burst, self.gateway.fanout_burst)
+                >= 1,
+                "GATEWAY_SEND_BURST, GATEWAY_CREATE_BURST and GATEWAY_FANOUT_BURST must be >= 1",
             ),
             (
                 min(

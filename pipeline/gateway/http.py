@@ -165,6 +165,9 @@ class HttpApi:
         self._members: dict[tuple[str, str], float] = {}  # (conversation, user) -> valid until
         gw = settings.gateway
         self.sends = RateLimit("sends", gw.sends_per_s, gw.send_burst)
+        self.fanout = RateLimit(
+            "sync entries (each send costs its group's members)", gw.fanout_per_s, gw.fanout_burst
+        )
         self.creates = RateLimit(
             "conversations created or members added", gw.creates_per_min / 60, gw.create_burst
         )
@@ -297,6 +300,7 @@ class HttpApi:
         client_msg_id = field(data, "client_msg_id", str, None)
         sender = identity(request).user_id
         await self._require_member(cid, sender)
+        self.fanout.take(sender, self._fanout_cost(cid))
         ack = await self.producer.send_message(
             cid, sender, body, content_type=content_type, client_msg_id=client_msg_id
         )
@@ -383,6 +387,14 @@ class HttpApi:
                 if asyncio.get_running_loop().time() > deadline:
                     raise
             await asyncio.sleep(0.1)
+
+    def _fanout_cost(self, conversation_id: str) -> int:
+        """The sync entries a message makes: one per member, or 1 in a read-diffused
+        group (its members read it from the group; a group that shrank back under
+        the threshold is still read diffused, and costs more here than it makes)."""
+        members = len(self.roster.roster.members.get(conversation_id, ())) or 1
+        threshold = self.settings.pipeline.read_diffusion_threshold
+        return 1 if 0 < threshold < members else members
 
     async def _require_member(self, conversation_id: str, user_id: str) -> None:
         """Members only, from the roster the gateway follows (no query). Only a

@@ -34,10 +34,12 @@ class RateLimit:
         self._clock = clock
         self._buckets: dict[str, Bucket] = {}
 
-    def take(self, user: str) -> None:
-        """One action of ``user``, or RateLimitedError saying when to retry."""
+    def take(self, user: str, cost: float = 1.0) -> None:
+        """An action of ``user`` costing ``cost`` tokens (at most the burst), or
+        RateLimitedError saying when to retry."""
         if self.rate_per_s <= 0:
             return  # 0: no limit
+        cost = min(float(self.burst), cost)
         now = self._clock()
         bucket = self._buckets.get(user)
         if bucket is None:
@@ -46,14 +48,14 @@ class RateLimit:
             bucket = self._buckets[user] = Bucket(float(self.burst), now)
         bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) * self.rate_per_s)
         bucket.at = now
-        if bucket.tokens < 1.0:
-            wait = (1.0 - bucket.tokens) / self.rate_per_s
+        if bucket.tokens < cost:
+            wait = (cost - bucket.tokens) / self.rate_per_s
             raise RateLimitedError(
                 f"too many {self.what}: at most {self.burst} at once, then "
                 f"{_per(self.rate_per_s)}; retry in {wait:.1f}s",
                 retry_after_s=wait,
             )
-        bucket.tokens -= 1.0
+        bucket.tokens -= cost
 
     def _forget_idle(self, now: float) -> None:
         full = [

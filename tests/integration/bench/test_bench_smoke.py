@@ -48,9 +48,13 @@ TINY = QUICK.replace(
     live_conversations=50,
     live_rates=(50,),
     live_duration_s=3.0,
+    flood_rate=20,
+    flood_duration_s=2.0,
+    flood_group_size=10,
+    flood_senders=4,
     drain_timeout_s=60.0,
 )
-CORNER = re.compile(r"^bench(base|thr|fan|lat|read|restore|live)[0-9a-f]{8}")
+CORNER = re.compile(r"^bench(base|thr|fan|lat|read|restore|live|flood)[0-9a-f]{8}")
 
 
 async def _corners(settings: Settings) -> set[str]:
@@ -144,6 +148,20 @@ async def test_every_scenario_runs_small(
     assert beside["sent"] == 150
     assert beside["series"][-1]["counted"] <= beside["sent"]
 
+    flood = docs["flood"]["result"]
+    assert flood["error"] is None
+    quiet, flooded = flood["phases"]
+    for phase in (quiet, flooded):
+        others = phase["others"]
+        assert others["send_errors"] == 0  # the flood spends no one else's budget
+        assert others["pushes_received"] == others["messages"] == 40  # 20/s for 2 s
+        assert others["push_latency"]["p50_ms"] > 0
+    assert quiet["flooder"] is None
+    answers = flooded["flooder"]["answers"]
+    assert set(answers) <= {"202", "429"}, answers
+    assert answers["202"] > 0  # its burst,
+    assert answers["429"] > 0  # then refusals
+
     runs = docs["latency"]["result"]["runs"]
     assert [(r["via"], r["offered_per_s"]) for r in runs] == [
         ("http", 0),
@@ -174,6 +192,7 @@ async def test_every_scenario_runs_small(
     assert "## Targets" in text
     assert "## Where the cost goes" in text
     assert "## Analytics" in text
+    assert "## Send flood" in text
     assert "Per hop, p50 / p99 ms" in text
     for png in ("throughput-over-time.png", "latency-cdf.png", "fanout-cost.png"):
         assert (results / png).stat().st_size > 0

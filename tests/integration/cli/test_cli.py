@@ -43,18 +43,22 @@ async def test_write_and_read_through_the_cli(settings: Settings) -> None:
         ok(settings, "send", "team", "after", "--as", "carol", "--client-msg-id", "c-1")
         ok(settings, "send", "team", "after", "--as", "carol", "--client-msg-id", "c-1")  # retry
         ok(settings, "send", "dm:alice:bob", "psst", "--as", "bob")
+        ok(settings, "role", "team", "carol", "admin", "--by", "alice")
         # everything stored, history and sync timelines alike
         report = await converged(settings)
     assert report.ok, report.summary()
     assert report.messages == 5
 
-    page = json.loads(ok(settings, "history", "team", "--as", "dave", "--format", "json"))
+    page = json.loads(ok(settings, "history", "team", "--as", "alice", "--format", "json"))
     assert [(m["seq"], m["sender_id"], m["body"]) for m in page] == [
         (4, "carol", "after"),
         (3, "alice", "hello 2"),
         (2, "alice", "hello 1"),
         (1, "alice", "hello 0"),
     ]
+    # dave joined after seq 3: what came before is not his (docs/roles.md)
+    page = json.loads(ok(settings, "history", "team", "--as", "dave", "--format", "json"))
+    assert [(m["seq"], m["sender_id"], m["body"]) for m in page] == [(4, "carol", "after")]
     short = imstream(settings, "history", "team", "--as", "alice", "--limit", "2")
     assert short.stdout.splitlines()[0].split() == ["seq", "ts_ms", "sender_id", "body"]
     assert short.stdout.rstrip().endswith("(2 rows)")
@@ -65,11 +69,14 @@ async def test_write_and_read_through_the_cli(settings: Settings) -> None:
         (1, "joined", 3),
         (2, "left", 3),
         (3, "message", 4),
+        (4, "role", 4),
     ]
     paged = imstream(settings, "sync", "dave", "--after", "1", "--limit", "1", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(paged.stdout)))
     assert [(r["sync_seq"], r["kind"], r["subject_id"]) for r in rows] == [("2", "left", "bob")]
-    assert "cursor 2, head 3 (more to pull)" in paged.stderr
+    assert "cursor 2, head 4 (more to pull)" in paged.stderr
+    (role,) = json.loads(ok(settings, "sync", "dave", "--after", "3", "--format", "json"))
+    assert (role["sender_id"], role["subject_id"], role["body"]) == ("alice", "carol", "admin")
 
 
 @pytest.fixture

@@ -131,3 +131,36 @@ async def test_a_user_over_a_limit_gets_429_and_the_others_do_not(
             await laptop.close()
         finally:
             await first.close()
+
+
+async def test_a_send_costs_its_groups_members_against_the_fanout_budget(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """One user flooding a big group would take the fan-out from everyone: a send
+    costs one sync entry per member, out of the user's own budget."""
+    tight = settings.replace(gateway=replace(settings.gateway, fanout_per_s=1, fanout_burst=10))
+    async with (
+        running_worker(tight),
+        gateway_process(tight, tmp_path / "gw.log") as gw,
+        aiohttp.ClientSession() as http,
+    ):
+        alice, bob = token(gw.settings, "alice", "phone"), token(gw.settings, "bob", "phone")
+        url = gw.url + "/v1"
+        members = ["bob", "carol", "dave", "erin"]  # with alice: 5 entries a message
+        body = {"conversation_id": "big", "members": members}
+        assert (await _call(http, "POST", url + "/conversations", alice, body))[0] == 202
+
+        async def created() -> int:
+            return (await _call(http, "GET", url + "/conversations/big", alice, None))[0]
+
+        await eventually(created, lambda status: status == 200, within=60)
+        sends = url + "/conversations/big/messages"
+        for n in range(2):  # 2 x 5 = the burst of 10
+            status, _, _ = await _call(http, "POST", sends, alice, {"body": f"hi {n}"})
+            assert status == 202
+        status, body, retry = await _call(http, "POST", sends, alice, {"body": "one more"})
+        assert status == 429
+        assert "too many sync entries (each send costs its group's members)" in body["reason"]
+        assert retry == "5"  # 5 entries at 1 a second
+        status, _, _ = await _call(http, "POST", sends, bob, {"body": "bob is fine"})
+        assert status == 202

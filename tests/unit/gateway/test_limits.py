@@ -38,6 +38,22 @@ def test_a_burst_then_the_rate() -> None:
         sends.take("alice")
 
 
+def test_a_costly_action_takes_its_cost_and_waits_for_all_of_it() -> None:
+    clock = Clock()
+    fanout = RateLimit("sync entries", rate_per_s=100.0, burst=1_000, clock=clock)
+    fanout.take("alice", 600)  # a send into a 600-member group
+    with pytest.raises(RateLimitedError) as over:
+        fanout.take("alice", 600)
+    assert over.value.retry_after_s == pytest.approx(2.0)  # 200 more tokens at 100/s
+    fanout.take("alice", 1)  # a 1:1 message still fits
+    clock.now += 2.01
+    fanout.take("alice", 600)
+    clock.now += 1_000
+    fanout.take("alice", 5_000)  # more than the burst costs the burst: never refused forever
+    with pytest.raises(RateLimitedError):
+        fanout.take("alice", 1)
+
+
 def test_per_minute_limits_say_so_and_zero_is_no_limit() -> None:
     clock = Clock()
     creates = RateLimit("creates", rate_per_s=30 / 60, burst=1, clock=clock)
