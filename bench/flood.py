@@ -21,8 +21,12 @@ answers (202 accepted, 429 refused) and accepted rate.
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import time
+from asyncio.subprocess import Process
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -42,15 +46,18 @@ from bench.latency import (
     _result,
     _schedule,
     _warm_up,
+    hop_breakdown,
 )
 from bench.load import body, direct_created, pairs, publish, wait_for
-from bench.procs import Monitor
+from bench.procs import Monitor, Proc
 from bench.services import Service, Services, services
 from pipeline.gateway import auth
 from pipeline.model.events import ConversationCreated, new_event_id
+from pipeline.observe.scrape import since
 from pipeline.sdk.producer import Producer, now_ms
 from pipeline.settings import Settings
 
+ROOT = Path(__file__).resolve().parent.parent
 FLOODER = "flooder"
 GROUP = "flooded"
 
@@ -76,7 +83,13 @@ async def run(ctx: Context) -> dict[str, Any]:
         "offered_per_s": ctx.profile.flood_rate,
         "group_size": ctx.profile.flood_group_size,
         "flood_senders": ctx.profile.flood_senders,
-        "limits": {"sends_per_s": gw.sends_per_s, "send_burst": gw.send_burst},
+        "limits": {
+            "sends_per_s": gw.sends_per_s,
+            "send_burst": gw.send_burst,
+            "fanout_per_s": gw.fanout_per_s,
+            "fanout_burst": gw.fanout_burst,
+            "limited_delay_s": gw.limited_delay_s,
+        },
         "phases": phases,
         "error": error,
         "processes": report,
@@ -85,17 +98,21 @@ async def run(ctx: Context) -> dict[str, Any]:
 
 @dataclass
 class Flood:
-    """One user posting into a group as fast as answers come back."""
+    """One user posting into a group as fast as answers come back, from
+    ``senders`` concurrent loops (in its own process: ``python -m bench.flood``,
+    so that its loops do not share the bench driver's event loop and CPU with the
+    timing of the others' pushes)."""
 
     url: str
     token: str
     text: str
     answers: dict[int, int] = field(default_factory=dict)
-    accepted_at: list[float] = field(default_factory=list)
     errors: int = 0
 
-    async def run(self, http: aiohttp.ClientSession, senders: int, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(self._loop(http, stop) for _ in range(senders)))
+    async def run(self, senders: int, stop: asyncio.Event) -> None:
+        connector = aiohttp.TCPConnector(limit=senders)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            await asyncio.gather(*(self._loop(http, stop) for _ in range(senders)))
 
     async def _loop(self, http: aiohttp.ClientSession, stop: asyncio.Event) -> None:
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
@@ -105,24 +122,51 @@ class Flood:
                 async with http.post(self.url, data=payload, headers=headers) as answer:
                     await answer.read()
                     self.answers[answer.status] = self.answers.get(answer.status, 0) + 1
-                    if answer.status == 202:
-                        self.accepted_at.append(time.monotonic())
             except (aiohttp.ClientError, OSError, TimeoutError):
                 self.errors += 1
                 await asyncio.sleep(0.01)
 
     def summary(self, seconds: float) -> dict[str, Any]:
-        accepted = self.answers.get(202, 0)
+        accepted, requests = self.answers.get(202, 0), sum(self.answers.values())
         return {
-            "requests": sum(self.answers.values()),
+            "requests": requests,
             "answers": {str(k): v for k, v in sorted(self.answers.items())},
             "errors": self.errors,
             "accepted": accepted,
             "accepted_per_s": stats.rounded(accepted / seconds if seconds else None),
-            "requests_per_s": stats.rounded(
-                sum(self.answers.values()) / seconds if seconds else None
-            ),
+            "requests_per_s": stats.rounded(requests / seconds if seconds else None),
         }
+
+
+async def _flood_main(url: str, token: str, text: str, senders: int) -> None:
+    """The flooder process: until SIGTERM, then its summary as JSON on stdout."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    flood = Flood(url, token, text)
+    started = time.monotonic()
+    await flood.run(senders, stop)
+    sys.stdout.write(orjson.dumps(flood.summary(time.monotonic() - started)).decode() + "\n")
+
+
+async def _start_flooder(url: str, token: str, text: str, senders: int) -> Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.flood",
+        url,
+        token,
+        text,
+        str(senders),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+
+
+async def _stop_flooder(flooder: Process) -> dict[str, Any]:
+    flooder.send_signal(signal.SIGTERM)
+    out, _ = await asyncio.wait_for(flooder.communicate(), 30)
+    summary: dict[str, Any] = orjson.loads(out)
+    return summary
 
 
 async def _measure(
@@ -144,15 +188,15 @@ async def _measure(
             await _warm_up(producer, devices, conversations)
             sender = Sender(settings, http, gateway, producer, conversations, profile.body_bytes)
             token = auth.issue(settings.gateway.auth_secret, FLOODER, "bench", TOKEN_TTL_S)
+            flood = (
+                f"{gateway.url}/v1/conversations/{GROUP}/messages",
+                token,
+                body(profile.body_bytes),
+            )
             for phase in ("quiet", "flood"):
                 await _idle(svc, gateway)
-                flood = Flood(
-                    f"{gateway.url}/v1/conversations/{GROUP}/messages",
-                    token,
-                    body(profile.body_bytes),
-                )
                 phases.append(
-                    await _phase(ctx, svc, devices, sender, flood, phase=phase, http=http)
+                    await _phase(ctx, svc, devices, sender, flood if phase == "flood" else None)
                 )
         finally:
             await devices.close()
@@ -163,30 +207,29 @@ async def _phase(
     svc: Services,
     devices: Devices,
     sender: Sender,
-    flood: Flood,
-    *,
-    phase: str,
-    http: aiohttp.ClientSession,
+    flood: tuple[str, str, str] | None,
 ) -> dict[str, Any]:
     profile = ctx.profile
     rate = profile.flood_rate
+    phase = "quiet" if flood is None else "flood"
     run = Run(phase, [0.0] * int(rate * profile.flood_duration_s))
     devices.run = run
-    monitor = Monitor([*ctx.base_procs(), *(w.as_proc() for w in [*svc.workers, *svc.gateways])])
-    stop = asyncio.Event()
-    flooding = None
-    started = time.monotonic()
-    if phase == "flood":
-        flooding = asyncio.create_task(flood.run(http, profile.flood_senders, stop))
+    procs = [*ctx.base_procs(), *(w.as_proc() for w in [*svc.workers, *svc.gateways])]
+    flooder = None
+    if flood is not None:
+        flooder = await _start_flooder(*flood, profile.flood_senders)
+        procs.append(Proc("flooder", flooder.pid))
         await asyncio.sleep(1.0)  # past the flooder's burst: its steady refusals
+    monitor = Monitor(procs)
+    hops_before = await svc.metrics(devices.gateway)
     monitor.start()
-    await _schedule(ctx, sender, run, via="http", rate=rate)
-    await wait_for(lambda: _arrived(run), LATE_S, every_s=0.1)
-    stop.set()
-    flood_s = time.monotonic() - started
-    if flooding is not None:
-        await flooding
-    usage = await monitor.stop()
+    try:
+        await _schedule(ctx, sender, run, via="http", rate=rate)
+        await wait_for(lambda: _arrived(run), LATE_S, every_s=0.1)
+        usage = await monitor.stop()  # while the flooder still runs: its CPU too
+    finally:
+        summary = None if flooder is None else await _stop_flooder(flooder)
+    hops = hop_breakdown(since(hops_before, await svc.metrics(devices.gateway)))
     devices.run = None
     result = _result(run, usage, via="http", rate=rate, pulls=0)
     return {
@@ -206,7 +249,12 @@ async def _phase(
                 "push_latency",
             )
         },
-        "flooder": flood.summary(flood_s) if flooding is not None else None,
+        "hops": hops,
+        "flooder": summary,
         "machine_busy": usage["machine"]["busy_util"],
         "cpu": {p["role"]: p["cpu_util"] for p in usage["processes"]},
     }
+
+
+if __name__ == "__main__":
+    asyncio.run(_flood_main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))

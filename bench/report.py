@@ -540,6 +540,16 @@ def _flood(doc: Document | None) -> list[str]:
             "machine busy",
         ]
     )
+    names = list(r["phases"][0].get("hops", {})) if r["phases"] else []
+    hops = Table(["phase", *names])
+    for phase in r["phases"]:
+        hops.add(
+            phase["phase"],
+            *(
+                f"{num(h['p50_ms'], 1)} / {num(h['p99_ms'], 1)}"
+                for h in (phase["hops"][n] for n in names)
+            ),
+        )
     for phase in r["phases"]:
         others, flooder = phase["others"], phase["flooder"]
         push = others["push_latency"]
@@ -549,7 +559,7 @@ def _flood(doc: Document | None) -> list[str]:
             " / ".join(num(push.get(k), 1) for k in ("p50_ms", "p95_ms", "p99_ms")),
             num(others["send_errors"]),
             num(flooder["requests_per_s"]) if flooder else "",
-            num(flooder["accepted_per_s"]) if flooder else "",
+            num(flooder["accepted_per_s"], 1) if flooder else "",
             ", ".join(f"{k}: {v:,}" for k, v in flooder["answers"].items()) if flooder else "",
             f"{phase['machine_busy']:.0%}",
         )
@@ -562,9 +572,14 @@ def _flood(doc: Document | None) -> list[str]:
         f"{r['group_size']}-member group from {r['flood_senders']} concurrent loops that "
         f"ignore `Retry-After`. The gateway keeps its default limits ("
         f"{num(limits['send_burst'])} sends, then {num(limits['sends_per_s'])}/s per user; "
-        "bench/flood.py).",
+        f"{num(limits.get('fanout_burst'))} sync entries, then "
+        f"{num(limits.get('fanout_per_s'))}/s: a send costs its group's members; a 429 "
+        f"waits up to {num(limits.get('limited_delay_s'), 1)} s; bench/flood.py). Per hop "
+        "p50 / p99 ms for the others' messages (the gateway's hop metrics).",
         "",
         *table.lines(),
+        "",
+        *hops.lines(),
         "",
         *([f"The run failed: `{r['error']}`", ""] if r.get("error") else []),
     ]

@@ -132,12 +132,16 @@ class GatewaySettings:
     sends_per_s: float = 20.0
     """Sends a user may make per second, after a burst of send_burst."""
     send_burst: int = 100
-    fanout_per_s: float = 2_000.0
+    fanout_per_s: float = 500.0
     """Sync entries a user's sends may make per second (a send into a group costs its
     members; into a read-diffused one, 1), after a burst of fanout_burst: one user
     flooding a big group cannot take the fan-out from everyone else (about 15,000
     entries/s per worker, BENCHMARKS.md). 0: no limit."""
-    fanout_burst: int = 20_000
+    fanout_burst: int = 5_000
+    limited_delay_s: float = 1.0
+    """A 429 is sent after min(Retry-After, this): a client that ignores Retry-After
+    is slowed to about a request per second per connection instead of being refused
+    as fast as it asks (which costs the gateway CPU: BENCHMARKS.md, "Send flood")."""
     creates_per_min: float = 30.0
     """Conversations created and members added (or removed) per user per minute,
     after a burst of create_burst."""
@@ -340,6 +344,7 @@ class Settings:
             (self.gateway.ack_interval_ms >= 0, "GATEWAY_ACK_INTERVAL_MS must be >= 0"),
             (self.gateway.body_timeout_s > 0, "GATEWAY_BODY_TIMEOUT_S must be > 0"),
             (self.gateway.idle_timeout_s > 0, "GATEWAY_IDLE_TIMEOUT_S must be > 0"),
+            (self.gateway.limited_delay_s >= 0, "GATEWAY_LIMITED_DELAY_S must be >= 0"),
             (
                 self.process.event_loop in ("uvloop", "asyncio"),
                 "PROCESS_EVENT_LOOP must be uvloop or asyncio",

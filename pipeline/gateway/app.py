@@ -34,7 +34,7 @@ from pipeline.errors import (
 )
 from pipeline.gateway import auth, openapi
 from pipeline.gateway.cursors import CursorBuffer
-from pipeline.gateway.errors import UNAVAILABLE, json_errors, new_request_id
+from pipeline.gateway.errors import LIMITED_DELAY, UNAVAILABLE, json_errors, new_request_id
 from pipeline.gateway.group_push import GroupPush
 from pipeline.gateway.http import BODY_TIMEOUT, HttpApi, checked_cursor
 from pipeline.gateway.hub import RESYNC_AFTER_S, RESYNC_FRAME, Connection, Hub
@@ -172,6 +172,7 @@ class Gateway:
             client_max_size=self.settings.gateway.max_request_bytes,
         )
         app[BODY_TIMEOUT] = self.settings.gateway.body_timeout_s
+        app[LIMITED_DELAY] = self.settings.gateway.limited_delay_s
         api = HttpApi(self.settings, self.store, self.producer, self.roster, self.cursors)
         app.router.add_routes(api.routes())
         app.router.add_get(STREAM_PATH, self.stream)

@@ -9,6 +9,7 @@ hosts and the drivers' words, goes to the log under that id, never to clients.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import uuid
@@ -55,6 +56,10 @@ def error_response(status: int, code: str, reason: str, **extra: object) -> web.
     )
 
 
+LIMITED_DELAY = web.AppKey("limited_delay_s", float)
+"""The longest a 429 waits before it is sent (GATEWAY_LIMITED_DELAY_S)."""
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -70,6 +75,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except (ImstreamError, OSError, KafkaError) as exc:
         request_id = new_request_id()
         response = to_response(exc, request_id)
+        if isinstance(exc, RateLimitedError):
+            # a client that ignores Retry-After asks again at once: answering it at
+            # once would let it spend the gateway's CPU on refusals (bench/flood.py)
+            await asyncio.sleep(min(exc.retry_after_s, request.app.get(LIMITED_DELAY, 0.0)))
         if response.status >= 500:
             log.warning("%s %s (request %s): %r", request.method, request.path, request_id, exc)
         return response
