@@ -138,6 +138,12 @@ class GatewaySettings:
     flooding a big group cannot take the fan-out from everyone else (about 15,000
     entries/s per worker, BENCHMARKS.md). 0: no limit."""
     fanout_burst: int = 5_000
+    ws_max_message_bytes: int = 4_096
+    """The largest frame a device may send on its WebSocket (acks and pings are
+    small): a larger one closes the socket with 1009."""
+    ws_heartbeat_s: float = 20.0
+    """A WebSocket is pinged this often; one whose peer does not answer within half
+    of it is closed (a dead phone, a dropped network)."""
     limited_delay_s: float = 1.0
     """A 429 is sent after min(Retry-After, this): a client that ignores Retry-After
     is slowed to about a request per second per connection instead of being refused
@@ -345,6 +351,10 @@ class Settings:
             (self.gateway.body_timeout_s > 0, "GATEWAY_BODY_TIMEOUT_S must be > 0"),
             (self.gateway.idle_timeout_s > 0, "GATEWAY_IDLE_TIMEOUT_S must be > 0"),
             (self.gateway.limited_delay_s >= 0, "GATEWAY_LIMITED_DELAY_S must be >= 0"),
+            (
+                self.gateway.ws_max_message_bytes >= 256 and self.gateway.ws_heartbeat_s > 0,
+                "GATEWAY_WS_MAX_MESSAGE_BYTES must be >= 256 and GATEWAY_WS_HEARTBEAT_S > 0",
+            ),
             (
                 self.process.event_loop in ("uvloop", "asyncio"),
                 "PROCESS_EVENT_LOOP must be uvloop or asyncio",

@@ -112,6 +112,7 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         check_secret(settings)
         self.settings = settings
+        self._openapi = openapi.spec(settings.pipeline.max_body_bytes)
         self.keys = auth.Keys.from_setting(
             settings.gateway.auth_secret, settings.gateway.auth_old_secrets
         )
@@ -231,7 +232,7 @@ class Gateway:
         return response
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(openapi.SPEC)
+        return web.json_response(self._openapi)
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -262,7 +263,10 @@ class Gateway:
     async def stream(self, request: web.Request) -> web.StreamResponse:
         who = request["identity"]
         self._room_for_socket(who)
-        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
+        gw = self.settings.gateway
+        ws = web.WebSocketResponse(
+            heartbeat=gw.ws_heartbeat_s, max_msg_size=gw.ws_max_message_bytes
+        )
         await ws.prepare(request)
         connection = Connection(
             who.user_id, who.device_id, ws, self.settings.gateway.push_queue_size, self.sensor

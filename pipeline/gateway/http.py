@@ -298,6 +298,8 @@ class HttpApi:
         body = field(data, "body", str)
         content_type = field(data, "content_type", str, "text/plain")
         client_msg_id = field(data, "client_msg_id", str, None)
+        if client_msg_id == "":  # absent (or null) gets a new one; empty is a mistake
+            raise ValidationError("field 'client_msg_id' must not be empty")
         sender = identity(request).user_id
         await self._require_member(cid, sender)
         self.fanout.take(sender, self._fanout_cost(cid))

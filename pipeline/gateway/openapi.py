@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from pipeline.model.events import (
+    ENTRY_KINDS,
     ID_PATTERN,
     MAX_ADMINS,
     MAX_CONTENT_TYPE_CHARS,
@@ -15,10 +17,12 @@ from pipeline.model.events import (
 from pipeline.read import history, sync_timeline
 
 MAX_QUERY_INT = 2**62
-BODY_CHARS = 8_192
-"""A message body's length as stated here: the server's bound is in bytes
-(PIPELINE_MAX_BODY_BYTES, 32 KiB of UTF-8), which JSON Schema cannot state; 8,192
-characters always fit in it."""
+BODY_CHARS = 32_768
+"""A message body's length as stated in SPEC; :func:`spec` states the deployment's
+PIPELINE_MAX_BODY_BYTES instead. The server's bound is in UTF-8 bytes, which JSON
+Schema cannot state: no body of more characters than that fits, so it is the
+characters' bound too (a body within it in characters can still be refused with
+400 for its bytes)."""
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -127,7 +131,11 @@ SPEC: dict[str, Any] = {
                 conversation_id=STR,
                 event_no=INT,
                 seq=INT,
-                kind={"type": "string", "enum": ["message", "created", "joined", "left"]},
+                kind={
+                    "type": "string",
+                    "enum": sorted(set(ENTRY_KINDS.values())),
+                    "description": "role: body holds the member's (subject_id) new role",
+                },
                 event_id=STR,
                 sender_id=STR,
                 subject_id=STR,
@@ -251,7 +259,8 @@ SPEC: dict[str, Any] = {
                             **STR,
                             "minLength": 1,
                             "maxLength": BODY_CHARS,
-                            "description": "at most PIPELINE_MAX_BODY_BYTES UTF-8 bytes",
+                            "description": "at most PIPELINE_MAX_BODY_BYTES UTF-8 bytes "
+                            "(400 past it): maxLength counts characters",
                         },
                         content_type={
                             **STR,
@@ -281,7 +290,12 @@ SPEC: dict[str, Any] = {
                         _obj(
                             ["messages"],
                             messages={"type": "array", "items": _ref("Message")},
-                            next_before=INT,
+                            next_before={
+                                **INT,
+                                "nullable": True,
+                                "description": "pass as before for the next (older) page; "
+                                "null once no older message is readable",
+                            },
                         ),
                         "ok",
                     ),
@@ -375,3 +389,12 @@ SPEC: dict[str, Any] = {
         },
     },
 }
+
+
+def spec(max_body_bytes: int) -> dict[str, Any]:
+    """SPEC with the deployment's message body limit."""
+    document = copy.deepcopy(SPEC)
+    send = document["paths"]["/v1/conversations/{cid}/messages"]["post"]
+    schema = send["requestBody"]["content"]["application/json"]["schema"]
+    schema["properties"]["body"]["maxLength"] = max_body_bytes
+    return document

@@ -91,7 +91,7 @@ def active_users(store: ClickHouse, period: Period, limit: int = DEFAULT_TOP) ->
 
 def fanout_ratio(store: ClickHouse, period: Period, limit: int = DEFAULT_TOP) -> Table:
     """Per day: messages, sync entries written (write diffusion), and entries per
-    message. Sync entries include membership notices (created, joined, left)."""
+    message. Sync entries include membership notices (created, joined, left, role)."""
     params = period.params()
     messages = {day: n for day, n, _ in store.execute_sync(queries.REPORT_DAILY_VOLUME, params)}
     entries = {day: n for day, n, _ in store.execute_sync(queries.REPORT_DAILY_FANOUT, params)}

@@ -164,3 +164,53 @@ async def test_a_send_costs_its_groups_members_against_the_fanout_budget(
         assert retry == "5"  # 5 entries at 1 a second
         status, _, _ = await _call(http, "POST", sends, bob, {"body": "bob is fine"})
         assert status == 202
+
+
+async def test_a_pull_spends_its_byte_budget_on_large_groups_too(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A large group's page (read diffusion) counts against the same budget as the
+    sync page: whole messages, at least one, and the device pulls on from there."""
+    tight = settings.replace(
+        gateway=replace(settings.gateway, max_pull_bytes=25),
+        pipeline=replace(settings.pipeline, read_diffusion_threshold=2),
+    )
+    async with (
+        running_worker(tight),
+        gateway_process(tight, tmp_path / "gw.log") as gw,
+        aiohttp.ClientSession() as http,
+    ):
+        alice, bob = token(gw.settings, "alice", "phone"), token(gw.settings, "bob", "phone")
+        url = gw.url + "/v1"
+        body = {"conversation_id": "big", "members": ["bob", "carol"]}  # 3 > 2: large
+        assert (await _call(http, "POST", url + "/conversations", alice, body))[0] == 202
+
+        async def created() -> int:
+            return (await _call(http, "GET", url + "/conversations/big", alice, None))[0]
+
+        await eventually(created, lambda status: status == 200, within=60)
+        sends = url + "/conversations/big/messages"
+        for n in range(5):  # 10 bytes each
+            status, _, _ = await _call(http, "POST", sends, alice, {"body": f"message {n}"})
+            assert status == 202
+
+        async def pull(seq: int) -> dict[str, Any]:
+            path = f"/sync?after=1&groups=big:{seq}"  # past bob's entry for the creation
+            status, page, _ = await _call(http, "GET", url + path, bob, None)
+            assert status == 200, page
+            return page
+
+        first = await eventually(
+            lambda: pull(0), lambda page: page["groups"] and page["groups"][0]["head"] >= 5
+        )
+        read: list[str] = []
+        page = first
+        while True:
+            (group,) = page["groups"]
+            bodies = [m["body"] for m in group["messages"]]
+            assert 1 <= len(bodies) <= 2, bodies  # 25 bytes: two of 10, never a third
+            read += bodies
+            if page["caught_up"]:
+                break
+            page = await pull(group["after"] + len(bodies))
+        assert read == [f"message {n}" for n in range(5)]
