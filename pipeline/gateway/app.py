@@ -174,7 +174,9 @@ class Gateway:
         )
         app[BODY_TIMEOUT] = self.settings.gateway.body_timeout_s
         app[LIMITED_DELAY] = self.settings.gateway.limited_delay_s
-        api = HttpApi(self.settings, self.store, self.producer, self.roster, self.cursors)
+        api = HttpApi(
+            self.settings, self.store, self.producer, self.roster, self.cursors, sensor=self.sensor
+        )
         app.router.add_routes(api.routes())
         app.router.add_get(STREAM_PATH, self.stream)
         app.router.add_get("/openapi.json", self.openapi)
@@ -310,11 +312,17 @@ class Gateway:
         gw = self.settings.gateway
         sockets = self.hub.users.get(who.user_id, set())
         same_device = sum(1 for c in sockets if c.device_id == who.device_id)
-        for count, limit, whose in (
-            (len(sockets), gw.max_sockets_per_user, f"user {who.user_id}"),
-            (same_device, gw.max_sockets_per_device, f"device {who.device_id}"),
+        for count, limit, whose, name in (
+            (len(sockets), gw.max_sockets_per_user, f"user {who.user_id}", "sockets_per_user"),
+            (
+                same_device,
+                gw.max_sockets_per_device,
+                f"device {who.device_id}",
+                "sockets_per_device",
+            ),
         ):
             if limit > 0 and count >= limit:
+                self.sensor.on_limited(name)
                 raise RateLimitedError(
                     f"{whose} has {count} sockets open on this gateway (at most {limit}): "
                     "close one first",

@@ -45,6 +45,7 @@ from pipeline.model.events import (
 )
 from pipeline.model.naming import DIRECT_PREFIX, direct_conversation_id
 from pipeline.model.roles import refusal
+from pipeline.observe.sensor import Sensor
 from pipeline.read import history, large_groups, sync_timeline
 from pipeline.sdk.producer import Ack, Producer, now_ms
 from pipeline.settings import Settings
@@ -155,6 +156,8 @@ class HttpApi:
         producer: Producer,
         roster: RosterFollower,
         cursors: CursorBuffer,
+        *,
+        sensor: Sensor,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -164,12 +167,24 @@ class HttpApi:
         self.before_join = settings.pipeline.history_before_join == "visible"
         self._members: dict[tuple[str, str], float] = {}  # (conversation, user) -> valid until
         gw = settings.gateway
-        self.sends = RateLimit("sends", gw.sends_per_s, gw.send_burst)
+
+        def counted(limit: str) -> Callable[[], None]:
+            return lambda: sensor.on_limited(limit)
+
+        self.sends = RateLimit(
+            "sends", gw.sends_per_s, gw.send_burst, refused=counted("sends_per_s")
+        )
         self.fanout = RateLimit(
-            "sync entries (each send costs its group's members)", gw.fanout_per_s, gw.fanout_burst
+            "sync entries (each send costs its group's members)",
+            gw.fanout_per_s,
+            gw.fanout_burst,
+            refused=counted("fanout_per_s"),
         )
         self.creates = RateLimit(
-            "conversations created or members added", gw.creates_per_min / 60, gw.create_burst
+            "conversations created or members added",
+            gw.creates_per_min / 60,
+            gw.create_burst,
+            refused=counted("creates_per_min"),
         )
 
     def routes(self) -> list[web.RouteDef]:

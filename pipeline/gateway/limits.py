@@ -26,9 +26,17 @@ class Bucket:
 
 class RateLimit:
     def __init__(
-        self, what: str, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic
+        self,
+        what: str,
+        rate_per_s: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        refused: Callable[[], None] = lambda: None,
     ) -> None:
         self.what = what
+        self.refused = refused
+        """Called at each refusal (the gateway counts them by limit)."""
         self.rate_per_s = rate_per_s
         self.burst = burst
         self._clock = clock
@@ -49,6 +57,7 @@ class RateLimit:
         bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) * self.rate_per_s)
         bucket.at = now
         if bucket.tokens < cost:
+            self.refused()
             wait = (cost - bucket.tokens) / self.rate_per_s
             raise RateLimitedError(
                 f"too many {self.what}: at most {self.burst} at once, then "

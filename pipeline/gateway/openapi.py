@@ -251,6 +251,11 @@ SPEC: dict[str, Any] = {
         "/v1/conversations/{cid}/messages": {
             "post": {
                 "summary": "send a message (members only; client_msg_id dedupes retries)",
+                "description": "429 past the user's send limit (GATEWAY_SENDS_PER_S after "
+                "GATEWAY_SEND_BURST) or fan-out budget (a send costs its conversation's "
+                "members, 1 in a read-diffused group: GATEWAY_FANOUT_PER_S after "
+                "GATEWAY_FANOUT_BURST); a 429 is sent after min(Retry-After, "
+                "GATEWAY_LIMITED_DELAY_S)",
                 "parameters": [_path_param("cid")],
                 "requestBody": _body(
                     _obj(

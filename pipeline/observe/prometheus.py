@@ -11,7 +11,7 @@ sinks       sink_rows_total, sink_insert_seconds, sink_retries_total,
             sink_last_success_timestamp_seconds {sink}
 push        push_records_total {kind}: records the push agent copied to gateways
 gateway     gateway_pushes_total, gateway_push_dropped_total, gateway_pulls_total,
-            http_request_seconds {route, method, status}
+            gateway_limited_total {limit}, http_request_seconds {route, method, status}
 latency     hop_seconds {hop, at}: each hop of the chain in pipeline/model/hops.py, as
             seen at ``at`` (gateway: every entry written to a socket; store /
             sync-store: one record in HOP_SAMPLE, when readable in ClickHouse)
@@ -127,6 +127,10 @@ class PrometheusSensor(Sensor):
             "Entries dropped for slow devices (they were told to pull)", registry=r,
         )  # fmt: skip
         self.pulls = Counter("imstream_gateway_pulls", "Sync pulls answered", registry=r)
+        self.limited = Counter(
+            "imstream_gateway_limited", "Requests and sockets refused (429) by a user's limit",
+            ["limit"], registry=r,
+        )  # fmt: skip
         self.requests = Histogram(
             "imstream_http_request_seconds", "HTTP requests by route and status",
             ["route", "method", "status"], buckets=DURATION_BUCKETS, registry=r,
@@ -208,6 +212,9 @@ class PrometheusSensor(Sensor):
 
     def on_push_dropped(self, entries: int) -> None:
         self.dropped.inc(entries)
+
+    def on_limited(self, limit: str) -> None:
+        self.limited.labels(limit).inc()
 
     # ------------------------------------------------ gateway HTTP
     def on_request(self, route: str, method: str, status: int, seconds: float) -> None:

@@ -60,6 +60,9 @@ class Sensor:
     def on_push_dropped(self, entries: int) -> None:
         """A gateway dropped queued entries of a slow device (told to pull instead)."""
 
+    def on_limited(self, limit: str) -> None:
+        """A request or socket was refused (429) by one of a user's limits."""
+
     # ------------------------------------------------ gateway HTTP
     def on_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """An HTTP request was answered."""

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from pipeline.settings import Settings
-from tests.support import eventually, gateway_process, running_worker, token
+from tests.support import eventually, gateway_process, running_worker, scrape, token
 
 
 async def _call(
@@ -131,6 +131,14 @@ async def test_a_user_over_a_limit_gets_429_and_the_others_do_not(
             await laptop.close()
         finally:
             await first.close()
+        # each refusal counted by its limit (/metrics)
+        refused = (await scrape(gw.url)).by("imstream_gateway_limited_total", "limit")
+        assert refused == {
+            "creates_per_min": 2,
+            "sends_per_s": 1,
+            "sockets_per_device": 1,
+            "sockets_per_user": 1,
+        }
 
 
 async def test_a_send_costs_its_groups_members_against_the_fanout_budget(
