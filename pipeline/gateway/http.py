@@ -31,7 +31,7 @@ from pipeline.errors import (
 from pipeline.gateway.auth import Identity
 from pipeline.gateway.cursors import CursorBuffer
 from pipeline.gateway.limits import RateLimit
-from pipeline.gateway.pull_bytes import body_bytes, groups_within_bytes, within_bytes
+from pipeline.gateway.pull_bytes import within_budget
 from pipeline.gateway.roster import RosterFollower
 from pipeline.model.events import (
     MAX_ADMINS,
@@ -357,8 +357,7 @@ class HttpApi:
             self.store, who.user_id, who.device_id, given, limit, before_join=self.before_join
         )
         budget = self.settings.gateway.max_pull_bytes
-        page = within_bytes(page, budget)
-        groups = groups_within_bytes(groups, budget, spent=body_bytes(page.entries))
+        page, groups = within_budget(page, groups, budget)
         return _json(
             {
                 "entries": [e.to_json() for e in page.entries],

@@ -25,15 +25,27 @@ class _Body(Protocol):
 B = TypeVar("B", bound=_Body)
 
 
+def within_budget(
+    page: SyncPage, groups: list[GroupPage], budget: int
+) -> tuple[SyncPage, list[GroupPage]]:
+    """A pull's pages cut to ``budget``: the sync page first, then the groups'."""
+    if budget <= 0:
+        return page, groups
+    page, spent = _sync_page(page, budget)
+    return page, groups_within_bytes(groups, budget, spent)
+
+
 def within_bytes(page: SyncPage, budget: int) -> SyncPage:
     """The first entries of ``page`` whose bodies fit in ``budget`` bytes (at least
     one), the cursor moved to the last of them."""
-    if budget <= 0:
-        return page
-    kept = _fitting(page.entries, budget)
+    return page if budget <= 0 else _sync_page(page, budget)[0]
+
+
+def _sync_page(page: SyncPage, budget: int) -> tuple[SyncPage, int]:
+    kept, spent = _fitting(page.entries, budget)
     if len(kept) == len(page.entries):
-        return page
-    return SyncPage(kept, kept[-1].sync_seq, page.head)
+        return page, spent
+    return SyncPage(kept, kept[-1].sync_seq, page.head), spent
 
 
 def groups_within_bytes(groups: list[GroupPage], budget: int, spent: int = 0) -> list[GroupPage]:
@@ -44,23 +56,21 @@ def groups_within_bytes(groups: list[GroupPage], budget: int, spent: int = 0) ->
     left = max(0, budget - spent)
     cut = []
     for group in groups:
-        kept = _fitting(group.messages, left)
-        left = max(0, left - body_bytes(kept))
+        kept, spent = _fitting(group.messages, left)
+        left = max(0, left - spent)
         cut.append(group if len(kept) == len(group.messages) else replace(group, messages=kept))
     return cut
 
 
-def body_bytes(items: list[B]) -> int:
-    return sum(len(item.body.encode()) for item in items)
-
-
-def _fitting(items: list[B], left: int) -> list[B]:
-    """The first of ``items`` whose bodies fit in ``left`` bytes, at least one."""
+def _fitting(items: list[B], left: int) -> tuple[list[B], int]:
+    """The first of ``items`` whose bodies fit in ``left`` bytes (at least one), and
+    their bytes: each body is encoded once."""
     kept: list[B] = []
     used = 0
     for item in items:
-        used += len(item.body.encode())
-        if kept and used > left:
+        size = len(item.body.encode())
+        if kept and used + size > left:
             break
         kept.append(item)
-    return kept
+        used += size
+    return kept, used

@@ -182,8 +182,9 @@ class Sequencer:
             self.state.set_add(members_key(conv_id), command.user_id)
         elif isinstance(command, MemberLeft):
             self.state.set_discard(members_key(conv_id), command.user_id)
-        if roles is not None and not isinstance(command, MemberJoined):
-            self.state.put(key, after(command, roles))
+        changed = after(command, roles)
+        if changed != roles:  # most leaves are plain members': nothing to write
+            self.state.put(key, changed)
         return None
 
     def roles(self, conversation_id: str) -> dict[str, str] | None:
