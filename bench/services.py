@@ -9,6 +9,7 @@ the log lines of failed agents are kept with the result.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import signal
 import socket
@@ -32,10 +33,44 @@ START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 
 
+PORT_FLOOR = 20000
+_given: set[int] = set()
+_draw = random.SystemRandom()  # not the test's seeded ``random``: two runs must not agree
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port that is free now and that the OS will not hand out by itself.
+
+    A port from ``bind(0)`` comes from the ephemeral range, which the OS keeps
+    drawing from (a client socket, another server's ``port=0``): between this
+    call and the child's bind, something else can take it, and a test then
+    talks to a stranger. Ports below the ephemeral range are only taken on
+    request; the ones given out here are not given out twice by this process.
+    """
+    low = min(_ephemeral_low(), 65536) - 1
+    if low < PORT_FLOOR + 1000:  # an OS that hands out nearly every port
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    for _ in range(1000):
+        port = _draw.randint(PORT_FLOOR, low)
+        if port in _given:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    raise RuntimeError(f"no free port in {PORT_FLOOR}..{low}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 @dataclass

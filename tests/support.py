@@ -162,10 +162,13 @@ async def gateway_process(settings: Settings, log: Path) -> AsyncIterator[Gatewa
         async with aiohttp.ClientSession() as http:
 
             async def healthy() -> bool:
-                try:
+                try:  # this gateway, not whatever else took the port
                     async with http.get(url + "/health") as response:
-                        return response.status == 200
-                except aiohttp.ClientError:
+                        return (
+                            response.status == 200
+                            and (await response.json()).get("gateway") == settings.gateway.id
+                        )
+                except (aiohttp.ClientError, ValueError):
                     return proc.poll() is not None
 
             await eventually(healthy, bool, within=60, every=0.2)
