@@ -17,7 +17,7 @@ from agents.runtime.transactional import Output, StageSpec, dead_letter
 from pipeline.errors import EventError
 from pipeline.log.topics import Topics
 from pipeline.model import hops
-from pipeline.model.events import Delivery, limits_from
+from pipeline.model.events import Delivery, TimelineEvent, limits_from
 from pipeline.model.framing import EventCache, inbox_record
 from pipeline.model.state import StateStore
 from pipeline.model.syncing import SyncSequencer
@@ -45,6 +45,8 @@ class SyncProcessor:
             dead_letter(out, self.topics.dead_letter.name, record, STAGE, reason, kind="wrong_key")
             return
         entry = self.sequencer.assign(delivery)
+        if entry is None:
+            return  # a read marker behind the user's, a mute or pin already so
         out.send(
             self.topics.inbox.name,
             record.key,
@@ -56,9 +58,9 @@ class SyncProcessor:
         """The entry's hop stamps, from what the delivery holds: the send (its
         command's ts_ms), the log (the event's ts_ms) and the sequencer (the
         delivery record's timestamp); then now."""
-        if not self.stamp:
-            return None
         event = delivery.event
+        if not self.stamp or not isinstance(event, TimelineEvent):
+            return None
         chain = hops.first(event.command.ts_ms, event.ts_ms, sequenced_ms)
         return [(hops.HEADER, hops.extend(chain, hops.SYNCED, hops.now_ms()))]
 

@@ -78,6 +78,15 @@ class Profile:
     flood_senders: int = 16
     """The flooder's concurrent request loops."""
 
+    # read state: the conversation list, the badge and "read by N" on a synthetic
+    # store; read markers through the sync stage
+    readstate_conversations: int = 10_000
+    readstate_messages: int = 20
+    """Messages per conversation of the listing user."""
+    readstate_group_members: int = 10_000
+    readstate_queries: int = 500
+    readstate_markers: int = 100_000
+
     drain_timeout_s: float = 300.0
 
     def replace(self, **changes: Any) -> Profile:
@@ -134,6 +143,11 @@ QUICK = Profile(
     live_rates=(500,),
     live_duration_s=10.0,
     flood_duration_s=10.0,
+    readstate_conversations=1_000,
+    readstate_messages=5,
+    readstate_group_members=1_000,
+    readstate_queries=100,
+    readstate_markers=10_000,
     drain_timeout_s=90.0,
 )
 

@@ -20,7 +20,17 @@ from bench.tables import Table, cpu_table, memory_table, num, other_load, profil
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
-SCENARIOS = ("baseline", "throughput", "fanout", "latency", "reads", "restore", "live", "flood")
+SCENARIOS = (
+    "baseline",
+    "throughput",
+    "fanout",
+    "latency",
+    "reads",
+    "restore",
+    "live",
+    "flood",
+    "readstate",
+)
 ANALYTICS = "analytics.json"  # bench/analytics.py writes it (the runner, if it failed)
 
 
@@ -78,6 +88,7 @@ def render(
         *_restore(docs.get("restore")),
         *_live(docs.get("live"), docs.get("throughput")),
         *_flood(docs.get("flood")),
+        *_readstate(docs.get("readstate"), docs.get("throughput")),
         *_costs(docs),
         *_analytics(analytics_doc),
         *_failures(docs),
@@ -612,6 +623,58 @@ def _reads(doc: Document | None) -> list[str]:
         f"{'settled' if r['merges_done'] else 'still running'} ({parts}).",
         "",
         *table.lines(),
+        "",
+    ]
+
+
+def _readstate(doc: Document | None, throughput: Document | None) -> list[str]:
+    if doc is None or "result" not in doc:
+        return []
+    r = doc["result"]
+    reads, marks = r["reads"], r.get("markers", {})
+    store = reads["store"]
+    table = Table(["read", "p50 ms", "p95 ms", "p99 ms", "max ms", "wrong answers"])
+    for name, label in (
+        ("list_first_page", f"conversation list, first page of 50 ({store['conversations']:,})"),
+        ("unread_total", "unread total (the badge)"),
+        ("read_by", f"read by N of a {store['group_members']:,}-member group"),
+    ):
+        q = reads[name]
+        table.add(label, *(num(q.get(k), 2) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+                  num(q["wrong"]))  # fmt: skip
+    out = [
+        "## Read state (conversation list, badge, read by N; read markers)",
+        "",
+        f"Library calls as the gateway makes them (bench/readstate.py), one at a time, "
+        f"over {store['messages']:,} messages: one user in {store['conversations']:,} "
+        f"conversations, and a {store['group_members']:,}-member group "
+        f"{store['group_readers']:,} of whom have read; merges "
+        f"{'settled' if reads['merges_done'] else 'still running'}. `read by N` with its "
+        "1 s cache off (each call reads the group's read points).",
+        "",
+        *table.lines(),
+        "",
+    ]
+    if "error" in marks or not marks:
+        return [*out, f"Read markers: failed: `{marks.get('error', 'not run')}`", ""]
+    ch = marks["clickhouse"]
+    best = targets.best_pipeline(throughput)
+    against = (
+        f" ({marks['stored_per_s'] / best[0]:.1f}x the {best[0]:,.0f} msg/s the throughput "
+        "scenario sustained)"
+        if best
+        else ""
+    )
+    return [
+        *out,
+        f"Read markers: {marks['markers']:,} through the SDK over {marks['conversations']} "
+        f"conversations, one worker: published at {num(marks['published_per_s'])}/s, all in "
+        f"`sync_timeline` after {num(marks['seconds'], 1)} s, **{num(marks['stored_per_s'])} "
+        f"markers/s** end to end{against}. ClickHouse write cost: {ch['batches']:,} sink "
+        f"batches ({num(ch['batches_per_s'], 1)}/s, {num(ch['rows_per_batch'])} markers "
+        f"each), {num(ch['insert_ms_per_marker'], 3)} ms of insert time per marker (a batch "
+        "is one INSERT into sync_timeline, whose views add the read_markers and read_points "
+        "rows, and one into sync_heads).",
         "",
     ]
 

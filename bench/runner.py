@@ -39,6 +39,7 @@ from bench import (
     live,
     machine,
     reads,
+    readstate,
     report,
     restore,
     throughput,
@@ -70,6 +71,7 @@ SCENARIOS: dict[str, Scenario] = {
     "restore": restore.run,
     "live": live.run,
     "flood": flood.run,
+    "readstate": readstate.run,
     "analytics": _analytics,
 }
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,6 +23,13 @@ LATENCY = [(2_000, 0.5, 30.0), (2_000, 0.99, 100.0), (200, 0.5, 20.0), (0, 0.5, 
 GATEWAY_RATE, GATEWAY_ACK_P99_MS = 5_000, 50.0
 FANOUT_SIZE, FANOUT_ENTRIES, FANOUT_RATIO = 1_000, 100_000, 1.4
 READS_ROWS, READS_P99_MS = 10_000_000, 20.0
+READSTATE = [
+    ("list_first_page", "conversation list first page", 10_000, "conversations", 30.0),
+    ("unread_total", "unread total", 10_000, "conversations", 30.0),
+    ("read_by", "read by N", 10_000, "group_members", 50.0),
+]
+"""(result, label, size, what the size counts, p99 ms) of the read state targets."""
+MARKERS_RATIO = 10.0
 PIPELINE_ROLES = ("kafka", "clickhouse", "worker")
 
 
@@ -192,6 +199,37 @@ def reads(doc: Document | None) -> list[Verdict]:
     return out
 
 
+def readstate(doc: Document | None, throughput: Document | None) -> list[Verdict]:
+    result = (doc or {}).get("result", {})
+    reads = result.get("reads", {})
+    out = []
+    for name, label, size, counted, limit in READSTATE:
+        target = f"{label} p99 ≤ {limit:.0f} ms at {size:,} {counted.replace('_', ' ')}"
+        p99 = reads.get(name, {}).get("p99_ms")
+        if p99 is None:
+            out.append(Verdict(target, "not run", "not measured"))
+            continue
+        have = reads.get("store", {}).get(counted, 0)
+        measured = f"p99 {p99:,.1f} ms at {have:,}"
+        if reads[name].get("wrong"):
+            measured += f", {reads[name]['wrong']} wrong answers"
+        if have < size:
+            out.append(Verdict(target, measured + " (smaller)", "not measured"))
+        else:
+            out.append(
+                Verdict(target, measured, _status(p99 <= limit and not reads[name]["wrong"]))
+            )
+    target = f"read markers ≥ {MARKERS_RATIO:.0f}x the send rate the pipeline sustains"
+    rate = result.get("markers", {}).get("stored_per_s")
+    best = best_pipeline(throughput)
+    if not rate or best is None:
+        out.append(Verdict(target, "not run", "not measured"))
+    else:
+        measured = f"{rate:,.0f} markers/s against {best[0]:,.0f} msg/s ({rate / best[0]:.1f}x)"
+        out.append(Verdict(target, measured, _status(rate >= MARKERS_RATIO * best[0])))
+    return out
+
+
 def live(doc: Document | None, throughput: Document | None) -> Verdict:
     target = "imstream live keeps up with the throughput scenario's best rate"
     capacity = (doc or {}).get("result", {}).get("capacity", {}).get("events_per_s")
@@ -211,4 +249,5 @@ def all_verdicts(docs: dict[str, Document]) -> list[Verdict]:
         fanout(docs.get("fanout"), docs.get("baseline")),
         *reads(docs.get("reads")),
         live(docs.get("live"), docs.get("throughput")),
+        *readstate(docs.get("readstate"), docs.get("throughput")),
     ]

@@ -148,6 +148,10 @@ class GatewaySettings:
     """A 429 is sent after min(Retry-After, this): a client that ignores Retry-After
     is slowed to about a request per second per connection instead of being refused
     as fast as it asks (which costs the gateway CPU: BENCHMARKS.md, "Send flood")."""
+    marks_per_s: float = 50.0
+    """Read markers, mutes and pins a user may set per second, after a burst of
+    mark_burst (each is one sync entry of the user's own)."""
+    mark_burst: int = 500
     creates_per_min: float = 30.0
     """Conversations created and members added (or removed) per user per minute,
     after a burst of create_burst."""
@@ -315,15 +319,22 @@ class Settings:
                     self.gateway.sends_per_s,
                     self.gateway.creates_per_min,
                     self.gateway.fanout_per_s,
+                    self.gateway.marks_per_s,
                 )
                 >= 0,
-                "GATEWAY_SENDS_PER_S, GATEWAY_CREATES_PER_MIN and GATEWAY_FANOUT_PER_S must "
-                "be >= 0 (0: no limit)",
+                "GATEWAY_SENDS_PER_S, GATEWAY_CREATES_PER_MIN, GATEWAY_FANOUT_PER_S and "
+                "GATEWAY_MARKS_PER_S must be >= 0 (0: no limit)",
             ),
             (
-                min(self.gateway.send_burst, self.gateway.create_burst, self.gateway.fanout_burst)
+                min(
+                    self.gateway.send_burst,
+                    self.gateway.create_burst,
+                    self.gateway.fanout_burst,
+                    self.gateway.mark_burst,
+                )
                 >= 1,
-                "GATEWAY_SEND_BURST, GATEWAY_CREATE_BURST and GATEWAY_FANOUT_BURST must be >= 1",
+                "GATEWAY_SEND_BURST, GATEWAY_CREATE_BURST, GATEWAY_FANOUT_BURST and "
+                "GATEWAY_MARK_BURST must be >= 1",
             ),
             (
                 min(

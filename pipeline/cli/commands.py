@@ -113,7 +113,12 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ writing to the log
 
 
-def _publish(settings: Settings, action: Callable[[Producer], Awaitable[Ack]]) -> int:
+def _publish(
+    settings: Settings,
+    action: Callable[[Producer], Awaitable[Ack]],
+    then: str = "the sequencer accepts it, or dead-letters it with the reason "
+    "(imstream tail dead-letter)",
+) -> int:
     from pipeline.sdk.producer import Producer
 
     async def run() -> Ack:
@@ -127,10 +132,7 @@ def _publish(settings: Settings, action: Callable[[Producer], Awaitable[Ack]]) -
     ack = asyncio.run(run())
     where = f"partition {ack.partition} offset {ack.offset}"
     print(f"event {ack.event_id} in {ack.conversation_id}: {where}")
-    print(
-        "the sequencer accepts it, or dead-letters it with the reason (imstream tail dead-letter)",
-        file=sys.stderr,
-    )
+    print(then, file=sys.stderr)
     return 0
 
 
@@ -187,7 +189,85 @@ def role(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
+USER_EVENT_NOTE = (
+    "the sync stage puts it in the user's sync timeline (a read marker behind the "
+    "user's changes nothing)"
+)
+
+
+def read(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.errors import RejectedError
+    from pipeline.store import queries
+    from pipeline.store.clickhouse import ClickHouse
+
+    store = ClickHouse(settings, size=1)
+    try:
+        rows = asyncio.run(
+            store.execute(queries.CONVERSATION_HEAD, {"conversation_id": args.conversation})
+        )
+    finally:
+        store.close()
+    head = int(rows[0][0]) if rows and rows[0][0] is not None else 0
+    if args.seq > head:
+        raise RejectedError(
+            f"conversation {args.conversation} has no message {args.seq} "
+            f"(its last stored is {head})"
+        )
+    return _publish(
+        settings,
+        lambda p: p.mark_read(args.conversation, args.user, args.seq, args.device),
+        USER_EVENT_NOTE,
+    )
+
+
+def prefs(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.model.events import UserEventKind
+
+    pref: UserEventKind = "muted" if args.command == "mute" else "pinned"
+    return _publish(
+        settings,
+        lambda p: p.set_pref(args.conversation, args.user, pref, not args.off, args.device),
+        USER_EVENT_NOTE,
+    )
+
+
 # ------------------------------------------------------------------ reading
+
+
+def conversations(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.read import conversations as listing
+    from pipeline.store.clickhouse import ClickHouse
+
+    store = ClickHouse(settings, size=4)
+    try:
+        page = asyncio.run(
+            listing.page(
+                store,
+                args.user,
+                lambda _: None,
+                limit=args.limit,
+                before=listing.parse_before(args.before),
+            )
+        )
+    finally:
+        store.close()
+    records = []
+    for summary in page.conversations:
+        shown = summary.to_json()
+        last = summary.last_message
+        shown["last"] = "" if last is None else f"{last.sender_id}: {last.preview[:40]}"
+        shown["flags"] = " ".join(
+            f for f, on in (("pinned", summary.pinned), ("muted", summary.muted)) if on
+        )
+        records.append(shown)
+    columns: tuple[str, ...] = ("conversation_id", "kind", "title", "unread", "flags", "last")
+    if args.format != "table":
+        columns = ("conversation_id", "kind", "title", "unread", "muted", "pinned", "read_seq")
+    _show(_from_records(records, columns), args.format)
+    print(f"unread total (not muted): {page.unread_total}", file=sys.stderr)
+    if page.next_before is not None:
+        print(f"more: --before {page.next_before}", file=sys.stderr)
+    return 0
 
 
 def _show(table: Table, fmt: str) -> None:

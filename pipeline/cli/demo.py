@@ -24,7 +24,7 @@ from infra import stack
 from pipeline.cli.live_demo import live_beside, show_live
 from pipeline.cli.push_demo import push_demo
 from pipeline.log.topics import catalogue
-from pipeline.read import history, sync_timeline
+from pipeline.read import conversations, history, sync_timeline
 from pipeline.read.sync_timeline import SyncEntry
 from pipeline.sdk.producer import Producer, message
 from pipeline.settings import Settings
@@ -74,6 +74,7 @@ async def main(settings: Settings) -> int:
             who = cast(run)
             direct, expected = await converse(settings, run, who)
             await show(settings, (direct, f"team-{run}"), expected)
+            await read_state(settings, f"team-{run}", who["carol"])
             await push_demo(settings, run, direct, who["alice"], who["bob"])
             await show_live(settings, live_url, started)
     finally:
@@ -155,11 +156,46 @@ async def show(
         store.close()
 
 
+async def read_state(settings: Settings, team: str, user: str) -> None:
+    """``user`` reads the group up to its second message on one device; the list
+    (docs/read-state.md) then shows what is still unread, and the mark is a sync
+    entry that every device of the user gets."""
+    async with Producer(settings) as producer:
+        await producer.mark_read(team, user, 2, device="laptop")
+    store = ClickHouse(settings)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_S
+        while True:
+            page = await conversations.page(store, user, lambda _: None, limit=10, before=None)
+            mine = [s for s in page.conversations if s.conversation_id == team]
+            if (mine and mine[0].state.marker == 2) or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        store.close()
+    print(f"\n{user} read {team} up to seq 2 on a laptop; the conversation list of {user}:")
+    for summary in mine:
+        last = summary.last_message
+        said = f"{last.sender_id}: {last.preview}" if last else ""
+        print(
+            f"  {summary.conversation_id}  {summary.state.unread} unread "
+            f"(read up to {summary.state.marker}, own last message {summary.state.last_sent}) "
+            f"last: {said}"
+        )
+
+
 def describe(entry: SyncEntry) -> str:
     head = f"#{entry.sync_seq:<4} {entry.conversation_id:<16}"
     if entry.kind == "message":
         return f"{head} seq {entry.seq:>3}  {entry.sender_id}: {entry.body}"
     if entry.kind == "created":
         return f"{head} created by {entry.sender_id}"
+    if entry.kind == "role":
+        return f"{head} {entry.subject_id} is now {entry.body}"
+    if entry.kind == "read":
+        return f"{head} read up to seq {entry.seq} (on {entry.subject_id})"
+    if entry.kind in ("muted", "pinned"):
+        return f"{head} {entry.kind} {entry.body}"
     verb = "joined" if entry.kind == "joined" else "left"
     return f"{head} {entry.subject_id} {verb}"

@@ -161,6 +161,17 @@ def _add_writes(add: Adder) -> None:
     role.add_argument("user")
     role.add_argument("role", choices=["owner", "admin", "member"])
     role.add_argument("--by", dest="actor", required=True, metavar="USER", help="an owner")
+    read = add("read", commands.read, "publish a user's read marker: read up to --seq")
+    read.add_argument("conversation")
+    read.add_argument("--as", dest="user", required=True, metavar="USER", help="a member")
+    read.add_argument("--seq", type=_count, required=True, metavar="N", help="a stored message")
+    read.add_argument("--device", default="cli", help="the device it is made on (default cli)")
+    for name, what in (("mute", "mute"), ("pin", "pin")):
+        pref = add(name, commands.prefs, f"{what} a conversation for a user (--off: un{what})")
+        pref.add_argument("conversation")
+        pref.add_argument("--as", dest="user", required=True, metavar="USER")
+        pref.add_argument("--off", action="store_true", help=f"un{what} it")
+        pref.add_argument("--device", default="cli")
 
 
 def _add_reads(add: Adder) -> None:
@@ -170,6 +181,15 @@ def _add_reads(add: Adder) -> None:
     history.add_argument("--before", type=_count, metavar="SEQ", help="older than this seq")
     history.add_argument("--limit", type=_count, default=50)
     _fmt(history)
+    listing = add(
+        "conversations",
+        commands.conversations,
+        "a user's conversations, pinned first then by last activity, with unread counts",
+    )
+    listing.add_argument("--as", dest="user", required=True, metavar="USER")
+    listing.add_argument("--limit", type=_count, default=50)
+    listing.add_argument("--before", metavar="POSITION", help="a page's next_before")
+    _fmt(listing)
     sync = add("sync", commands.sync, "a user's sync timeline after a cursor, as a device pulls it")
     sync.add_argument("user")
     sync.add_argument("--after", type=_seq, default=0, metavar="CURSOR")

@@ -36,13 +36,15 @@ from pipeline.gateway import auth, openapi
 from pipeline.gateway.cursors import CursorBuffer
 from pipeline.gateway.errors import LIMITED_DELAY, UNAVAILABLE, json_errors, new_request_id
 from pipeline.gateway.group_push import GroupPush
-from pipeline.gateway.http import BODY_TIMEOUT, HttpApi, checked_cursor
+from pipeline.gateway.http import HttpApi, checked_cursor, identity
 from pipeline.gateway.hub import RESYNC_AFTER_S, RESYNC_FRAME, Connection, Hub
+from pipeline.gateway.parsing import BODY_TIMEOUT
+from pipeline.gateway.read_api import Heads, ReadApi
 from pipeline.gateway.roster import RosterFollower
 from pipeline.log import kafka
 from pipeline.log.topics import PUSH_KIND_HEADER, PUSH_KIND_TIMELINE, catalogue
 from pipeline.model import hops
-from pipeline.model.events import limits_from
+from pipeline.model.events import TimelineEvent, limits_from
 from pipeline.model.framing import EventCache
 from pipeline.model.presence import (
     HEARTBEAT_S,
@@ -62,6 +64,9 @@ from pipeline.store.clickhouse import ClickHouse
 
 log = logging.getLogger(__name__)
 LINGER_S = 1.0
+RECEIPT_EVERY_S = 1.0  # a watched message's read count is sent at most this often
+MAX_WATCHED = 50  # messages one socket may watch the receipts of (the oldest goes first)
+Watch = tuple[str, int]  # (conversation_id, seq)
 DEV_SECRET = "imstream-local-development-secret"  # noqa: S105  (refused off loopback)
 STREAM_PATH = "/v1/stream"  # the WebSocket: the one route whose token may be in the URL
 
@@ -134,6 +139,10 @@ class Gateway:
         self.limits = limits_from(settings.pipeline)
         self.group_push = GroupPush(self.store, self.limits, self.hub.push)
         self.pushed = 0
+        self.heads = Heads()
+        self.watching: dict[Connection, dict[Watch, int]] = {}
+        """Per socket, the messages whose read count it watches, and the count last sent."""
+        self.read_api: ReadApi | None = None
         self.roster = RosterFollower(settings, self.topics.roster)
         self.cursors = CursorBuffer(self.store, settings.gateway.ack_interval_ms / 1000)
         self.sensor.watch(
@@ -157,6 +166,7 @@ class Gateway:
         self.tasks.start("presence", self._publish_presence)
         self.tasks.start("heartbeat", self._heartbeat)
         self.tasks.start("push", self._receive_pushes)
+        self.tasks.start("receipts", self._watch_receipts)
         if self.cursors.interval_s:
             self.tasks.start("cursors", self.cursors.run)
 
@@ -178,6 +188,17 @@ class Gateway:
             self.settings, self.store, self.producer, self.roster, self.cursors, sensor=self.sensor
         )
         app.router.add_routes(api.routes())
+        self.read_api = ReadApi(
+            self.settings,
+            self.store,
+            self.producer,
+            self.roster,
+            identify=identity,
+            require_member=api._require_member,
+            heads=self.heads,
+            refused=lambda: self.sensor.on_limited("marks_per_s"),
+        )
+        app.router.add_routes(self.read_api.routes())
         app.router.add_get(STREAM_PATH, self.stream)
         app.router.add_get("/openapi.json", self.openapi)
         app.router.add_get("/health", self.health)
@@ -301,6 +322,7 @@ class Gateway:
             resync.cancel()
             expiry.cancel()
             self.hub.remove(connection)
+            self.watching.pop(connection, None)
             if who.user_id not in self.hub.users:
                 self.group_push.disconnected(who.user_id)
             writer.cancel()
@@ -330,15 +352,24 @@ class Gateway:
                 )
 
     async def _client_frame(self, connection: Connection, text: str) -> None:
-        """Devices may ack their cursors over the socket:
-        {"type": "ack", "cursor": N, "groups": {"<conversation>": seq}} (groups optional)."""
+        """What a device may send on its socket:
+
+        {"type": "ack", "cursor": N, "groups": {"<conversation>": seq}} (groups optional)
+        {"type": "read", "conversation_id": "...", "seq": N}   a read marker
+        {"type": "receipts", "conversation_id": "...", "seq": N}   watch a message's
+            read count: a {"type": "receipt", ...} frame now and whenever it changes,
+            at most once a second (RECEIPT_EVERY_S)"""
         try:
             frame = orjson.loads(text)
-            cursor = (
-                frame["cursor"] if isinstance(frame, dict) and frame.get("type") == "ack" else None
-            )
+            kind = frame.get("type") if isinstance(frame, dict) else None
+            if kind in ("read", "receipts"):
+                await self._read_frame(connection, kind, frame)
+                return
+            cursor = frame["cursor"] if kind == "ack" else None
             if not isinstance(cursor, int) or isinstance(cursor, bool):
-                raise EventError('expected {"type": "ack", "cursor": <int>}')
+                raise EventError(
+                    'expected {"type": "ack", "cursor": <int>}, or a "read" or "receipts" frame'
+                )
             groups = large_groups.checked_cursors(frame.get("groups", {}))
             user, device = connection.user_id, connection.device_id
             checked_cursor(cursor)
@@ -352,6 +383,56 @@ class Gateway:
                     "ack from %s (request %s): %r", connection.user_id, answer["request_id"], exc
                 )
             connection.offer(orjson.dumps(answer).decode())
+
+    async def _read_frame(self, connection: Connection, kind: str, frame: dict[str, Any]) -> None:
+        conversation_id, seq = frame.get("conversation_id"), frame.get("seq")
+        if not isinstance(conversation_id, str) or type(seq) is not int:
+            raise EventError(
+                f'expected {{"type": "{kind}", "conversation_id": <id>, "seq": <int>}}'
+            )
+        reads = self._reads()
+        user = connection.user_id
+        if kind == "read":
+            await reads.mark(user, connection.device_id, conversation_id, seq)
+            return
+        await reads.require_member(conversation_id, user)
+        watched = self.watching.setdefault(connection, {})
+        if len(watched) >= MAX_WATCHED and (conversation_id, seq) not in watched:
+            del watched[next(iter(watched))]  # the oldest goes
+        watched[(conversation_id, seq)] = -1
+        await self._send_receipts(connection, {(conversation_id, seq): -1})
+
+    async def _send_receipts(self, connection: Connection, watched: dict[Watch, int]) -> None:
+        """The receipts of ``watched`` whose read count changed, to ``connection``."""
+        reads = self._reads()
+        for (conversation_id, seq), last in list(watched.items()):
+            members = set(self.roster.roster.members.get(conversation_id, ()))
+            if connection.user_id not in members:
+                self.watching.get(connection, {}).pop((conversation_id, seq), None)
+                continue
+            receipt = await reads.receipts.count(conversation_id, seq, members)
+            if receipt.read != last:
+                self.watching.get(connection, {})[(conversation_id, seq)] = receipt.read
+                connection.offer(orjson.dumps({"type": "receipt", **receipt.to_json()}).decode())
+
+    def _reads(self) -> ReadApi:
+        if self.read_api is None:
+            raise RuntimeError("the read routes are made with the app (Gateway.app)")
+        return self.read_api
+
+    async def _watch_receipts(self) -> None:
+        """Every RECEIPT_EVERY_S, the changed read counts of every watched message (a
+        conversation's read points are one query however many watch it)."""
+        while True:
+            await asyncio.sleep(RECEIPT_EVERY_S)
+            for connection, watched in list(self.watching.items()):
+                if connection.ws.closed:
+                    self.watching.pop(connection, None)
+                    continue
+                try:
+                    await self._send_receipts(connection, dict(watched))
+                except ImstreamError as exc:
+                    log.warning("receipts for %s: %r", connection.user_id, exc)
 
     async def _close_sockets(self) -> None:
         for connections in list(self.hub.users.values()):
@@ -386,9 +467,12 @@ class Gateway:
             log.warning("push: ignoring a record that is not an inbox entry: %s", exc)
             return
         # orjson encodes the dataclass as its fields, in order (as to_json does)
-        frame = orjson.dumps({"type": "entry", "entry": SyncEntry.from_inbox(entry)})
+        shown = SyncEntry.from_inbox(entry)
+        if shown.kind == "message":
+            self.heads.saw(shown.conversation_id, shown.seq)
+        frame = orjson.dumps({"type": "entry", "entry": shown})
         self.pushed += self.hub.push(entry.user_id, frame.decode(), stamps)
-        if entry.event.large:
+        if isinstance(entry.event, TimelineEvent) and entry.event.large:
             self.group_push.inbox(entry)
 
     def _presence_changed(self, user_id: str, devices: int) -> None:

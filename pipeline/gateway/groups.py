@@ -97,8 +97,10 @@ class GroupIndex:
         """One of the user's own sync entries: a large group's membership change
         tells them they are a member from it on (unless it is their own leave)."""
         event = entry.event
+        if not isinstance(event, TimelineEvent) or not event.large:
+            return
         command = event.command
-        if not event.large or isinstance(command, MessageSent):
+        if isinstance(command, MessageSent):
             return
         gone = isinstance(command, MemberLeft) and command.user_id == user
         self.learn(user, command.conversation_id, State(not gone, event.event_no))

@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import orjson
 from aiohttp import web
 
 from pipeline.errors import (
@@ -31,6 +29,7 @@ from pipeline.errors import (
 from pipeline.gateway.auth import Identity
 from pipeline.gateway.cursors import CursorBuffer
 from pipeline.gateway.limits import RateLimit
+from pipeline.gateway.parsing import accepted, field, json_body, json_response, query_int
 from pipeline.gateway.pull_bytes import within_budget
 from pipeline.gateway.roster import RosterFollower
 from pipeline.model.events import (
@@ -47,7 +46,7 @@ from pipeline.model.naming import DIRECT_PREFIX, direct_conversation_id
 from pipeline.model.roles import refusal
 from pipeline.observe.sensor import Sensor
 from pipeline.read import history, large_groups, sync_timeline
-from pipeline.sdk.producer import Ack, Producer, now_ms
+from pipeline.sdk.producer import Producer, now_ms
 from pipeline.settings import Settings
 from pipeline.store import queries
 from pipeline.store.clickhouse import ClickHouse
@@ -67,57 +66,6 @@ def new_group_id() -> str:
     return "g-" + secrets.token_urlsafe(16)
 
 
-BODY_TIMEOUT = web.AppKey("body_timeout_s", float)
-DEFAULT_BODY_TIMEOUT_S = 10.0
-
-
-async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object; 408 (and the connection closed) for a body that
-    does not arrive within GATEWAY_BODY_TIMEOUT_S: a client sending a byte now and
-    then holds a connection and a handler for no longer than that."""
-    timeout_s = request.config_dict.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT_S)
-    try:
-        async with asyncio.timeout(timeout_s):
-            raw = await request.read()
-    except TimeoutError:
-        raise web.HTTPRequestTimeout(
-            text=f"the request body did not arrive within {timeout_s:g}s"
-        ) from None
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ValidationError(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValidationError("request body must be a JSON object")
-    return data
-
-
-def field(data: dict[str, Any], name: str, kind: type, default: Any = ...) -> Any:
-    """``data[name]`` of type ``kind``; absent or null: ``default``, or 400 when the
-    field is required (no default)."""
-    value = data.get(name)
-    if value is None:
-        if default is ...:
-            raise ValidationError(f"missing field {name!r}")
-        return default
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ValidationError(f"field {name!r} must be of type {kind.__name__}")
-    return value
-
-
-def query_int(request: web.Request, name: str, default: int | None, low: int, high: int) -> Any:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(f"query parameter {name!r} must be an integer") from None
-    if not low <= value <= high:
-        raise ValidationError(f"query parameter {name!r} must be between {low} and {high}")
-    return value
-
-
 def checked_cursor(cursor: int) -> int:
     """A device's cursor as acked: a sync_seq, 0 before the first."""
     if not 0 <= cursor <= MAX_COUNTER:
@@ -135,17 +83,6 @@ def group_cursors(request: web.Request) -> dict[str, int]:
             raise ValidationError("query parameter 'groups' must be <conversation>:<seq>,...")
         found[conv] = int(seq)
     return found
-
-
-def accepted(ack: Ack, **extra: Any) -> web.Response:
-    body = {
-        "event_id": ack.event_id,
-        "conversation_id": ack.conversation_id,
-        "partition": ack.partition,
-        "offset": ack.offset,
-        **extra,
-    }
-    return _json(body, status=202)
 
 
 class HttpApi:
@@ -332,8 +269,11 @@ class HttpApi:
             limit=query_int(request, "limit", 50, 1, history.MAX_PAGE),
             before_join=self.before_join,
         )
-        return _json(
-            {"messages": [m.to_json() for m in page.messages], "next_before": page.next_before}
+        return json_response(
+            {
+                "messages": [m.to_json() for m in page.messages],
+                "next_before": page.next_before,
+            }
         )
 
     async def pull(self, request: web.Request) -> web.Response:
@@ -358,7 +298,7 @@ class HttpApi:
         )
         budget = self.settings.gateway.max_pull_bytes
         page, groups = within_budget(page, groups, budget)
-        return _json(
+        return json_response(
             {
                 "entries": [e.to_json() for e in page.entries],
                 "cursor": page.cursor,
@@ -390,7 +330,7 @@ class HttpApi:
             mine = groups.setdefault(device, {})
             for conversation, seq in pending.items():
                 mine[conversation] = max(seq, mine.get(conversation, 0))
-        return _json({"devices": cursors, "groups": groups})
+        return json_response({"devices": cursors, "groups": groups})
 
     async def _with_grace(self, attempt: Callable[[], Awaitable[None]]) -> None:
         """``attempt`` until it is not refused, at most MEMBERSHIP_GRACE_S: a membership
@@ -444,7 +384,3 @@ class HttpApi:
             exists = bool(rows)
         if exists:
             raise RejectedError(f"conversation {conversation_id} already exists")
-
-
-def _json(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")

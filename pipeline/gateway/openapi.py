@@ -13,8 +13,9 @@ from pipeline.model.events import (
     MAX_COUNTER,
     MAX_ID_CHARS,
     MAX_TITLE_CHARS,
+    USER_EVENT_KINDS,
 )
-from pipeline.read import history, sync_timeline
+from pipeline.read import conversations, history, sync_timeline
 
 MAX_QUERY_INT = 2**62
 BODY_CHARS = 32_768
@@ -133,8 +134,10 @@ SPEC: dict[str, Any] = {
                 seq=INT,
                 kind={
                     "type": "string",
-                    "enum": sorted(set(ENTRY_KINDS.values())),
-                    "description": "role: body holds the member's (subject_id) new role",
+                    "enum": sorted({*ENTRY_KINDS.values(), *USER_EVENT_KINDS}),
+                    "description": "role: body holds the member's (subject_id) new role; "
+                    "read, muted, pinned: the user's own (sender_id) events, made on device "
+                    "subject_id: read up to seq, or a mute or pin set (body on or off)",
                 },
                 event_id=STR,
                 sender_id=STR,
@@ -393,6 +396,168 @@ SPEC: dict[str, Any] = {
             }
         },
     },
+}
+
+
+# ------------------------------------------------------------------ read state
+# (docs/read-state.md)
+
+_LAST_MESSAGE = _obj(
+    ["seq", "sender_id", "content_type", "preview", "ts_ms"],
+    seq=COUNTER,
+    sender_id=STR,
+    content_type=STR,
+    preview={**STR, "description": "the body's first 100 characters"},
+    ts_ms=INT,
+)
+SPEC["components"]["schemas"]["ConversationSummary"] = _obj(
+    [
+        "conversation_id",
+        "kind",
+        "title",
+        "members",
+        "last_message",
+        "unread",
+        "mentions",
+        "muted",
+        "pinned",
+        "read_seq",
+        "activity_ts_ms",
+    ],
+    conversation_id=STR,
+    kind=STR,
+    title=STR,
+    members={
+        "type": "integer",
+        "nullable": True,
+        "description": "current members (null: a conversation the gateway's roster does not know)",
+    },
+    last_message={**_LAST_MESSAGE, "nullable": True},
+    unread={
+        **COUNTER,
+        "description": "the others' messages after max(read marker, own last message, join point)",
+    },
+    mentions={**COUNTER, "description": "kept for mentions: 0 until they are counted"},
+    muted={"type": "boolean"},
+    pinned={"type": "boolean"},
+    read_seq={**COUNTER, "description": "the user's read marker (0: none yet)"},
+    activity_ts_ms={**INT, "description": "the last message's ts_ms, else the creation's"},
+)
+_USER_EVENT_RESPONSES = {
+    **ACCEPTED,
+    "409": _json(_ref("Error"), "seq is not a message of the conversation (yet)"),
+}
+SPEC["paths"]["/v1/conversations"]["get"] = {
+    "summary": "the caller's conversations: pinned first, then by last activity, newest "
+    "first; each with its last message, unread count, mute, pin and read marker",
+    "parameters": [
+        _query_int("limit", "default 50", low=1, high=conversations.MAX_PAGE),
+        {
+            "name": "before",
+            "in": "query",
+            "required": False,
+            "description": "the next_before of the previous page",
+            "schema": {"type": "string", "pattern": "^[01]:[0-9]{1,18}:.+$"},
+        },
+    ],
+    "responses": {
+        "200": _json(
+            _obj(
+                ["conversations", "next_before", "unread_total"],
+                conversations={"type": "array", "items": _ref("ConversationSummary")},
+                next_before={
+                    "type": "string",
+                    "nullable": True,
+                    "description": "pass as before for the next page; null after the last",
+                },
+                unread_total={
+                    **COUNTER,
+                    "description": "the app badge: unread in conversations not muted",
+                },
+            ),
+            "ok",
+        ),
+        **ERRORS,
+    },
+}
+SPEC["paths"]["/v1/unread"] = {
+    "get": {
+        "summary": "the app badge: unread messages in the caller's conversations that are "
+        "not muted",
+        "responses": {
+            "200": _json(
+                _obj(
+                    ["total", "conversations", "mentions"],
+                    total=COUNTER,
+                    conversations={
+                        **COUNTER,
+                        "description": "conversations with something unread (muted too)",
+                    },
+                    mentions=COUNTER,
+                ),
+                "ok",
+            ),
+            **ERRORS,
+        },
+    }
+}
+SPEC["paths"]["/v1/conversations/{cid}/read"] = {
+    "put": {
+        "summary": "mark the conversation read up to seq (members only): every device of "
+        "the caller learns it through its sync timeline (a read entry)",
+        "description": "markers only move forward: one behind the caller's is accepted "
+        "and changes nothing. 429 past GATEWAY_MARKS_PER_S after GATEWAY_MARK_BURST "
+        "(markers, mutes and pins together). Over the WebSocket: "
+        '{"type": "read", "conversation_id": ..., "seq": N}',
+        "parameters": [_path_param("cid")],
+        "requestBody": _body(_obj(["seq"], seq={**COUNTER, "minimum": 1})),
+        "responses": _USER_EVENT_RESPONSES,
+    }
+}
+SPEC["paths"]["/v1/conversations/{cid}/settings"] = {
+    "put": {
+        "summary": "mute or pin the conversation for the caller (members only), synced to "
+        "every device of the caller (muted and pinned entries)",
+        "description": "give muted, pinned or both; a muted conversation keeps its own "
+        "unread count and does not count towards the total",
+        "parameters": [_path_param("cid")],
+        "requestBody": _body(
+            {
+                **_obj([], muted={"type": "boolean"}, pinned={"type": "boolean"}),
+                "minProperties": 1,
+                "additionalProperties": False,
+            }
+        ),
+        "responses": {**ACCEPTED},
+    }
+}
+SPEC["paths"]["/v1/conversations/{cid}/receipts"] = {
+    "get": {
+        "summary": "read by N of M: how many members other than the message's sender "
+        "have read up to seq (members only)",
+        "description": "from the conversation's distribution of read points (no row per "
+        "message and member), at most 1 s old. Over the WebSocket, "
+        '{"type": "receipts", "conversation_id": ..., "seq": N} watches it: a receipt '
+        "frame now and whenever the count changes, at most once a second",
+        "parameters": [
+            _path_param("cid"),
+            {**_query_int("seq", "the message", low=1), "required": True},
+        ],
+        "responses": {
+            "200": _json(
+                _obj(
+                    ["conversation_id", "seq", "read", "of"],
+                    conversation_id=STR,
+                    seq=COUNTER,
+                    read=COUNTER,
+                    of=COUNTER,
+                ),
+                "ok",
+            ),
+            "409": _json(_ref("Error"), "no such message (yet)"),
+            **ERRORS,
+        },
+    }
 }
 
 

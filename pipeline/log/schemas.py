@@ -30,6 +30,7 @@ from pipeline.model.events import (
     MAX_TS_MS,
     ROLES,
     SCHEMA_VERSION,
+    USER_EVENT_KINDS,
     Limits,
 )
 
@@ -236,6 +237,45 @@ def schemas(limits: Limits | None = None) -> dict[str, Schema]:
             },
         },
     }
+    user_event: Schema = {
+        "type": "object",
+        "description": "a user's own event about one of their conversations, in their "
+        "sync timeline only (docs/read-state.md): read up to seq (markers only move "
+        "forward: one behind the user's gets no entry), or a mute or pin set on or off",
+        "required": [
+            "v",
+            "type",
+            "event_id",
+            "user_id",
+            "conversation_id",
+            "kind",
+            "seq",
+            "on",
+            "device_id",
+            "ts_ms",
+        ],
+        "properties": {
+            "v": _VERSION,
+            "type": {"const": "user.event"},
+            "event_id": _EVENT_ID,
+            "user_id": _id("the user: the same as the record's user_id"),
+            "conversation_id": _id("the conversation"),
+            "kind": {"enum": list(USER_EVENT_KINDS)},
+            "seq": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_COUNTER,
+                "description": "read: the marker (read up to this seq, at least 1); else 0",
+            },
+            "on": {"type": "boolean", "description": "muted/pinned: set or cleared; read: true"},
+            "device_id": _id("the device it was made on"),
+            "ts_ms": _TS,
+        },
+        "if": {"properties": {"kind": {"const": "read"}}},
+        "then": {"properties": {"seq": {"minimum": 1}, "on": {"const": True}}},
+        "else": {"properties": {"seq": {"const": 0}}},
+    }
+    delivered = {"oneOf": [timeline, user_event]}
     return {
         "command": _document("command", "imstream command (im.messages)", command),
         "timeline-event": _document(
@@ -247,9 +287,10 @@ def schemas(limits: Limits | None = None) -> dict[str, Schema]:
             {
                 "type": "object",
                 "description": "one timeline event for one receiver, before its sync_seq "
-                "(a group's creation lists only its creator and has no title here)",
+                "(a group's creation lists only its creator and has no title here), or "
+                "one of the user's own events (a read marker, a mute, a pin)",
                 "required": ["v", "user_id", "event"],
-                "properties": {"v": _VERSION, "user_id": _id("the receiver"), "event": timeline},
+                "properties": {"v": _VERSION, "user_id": _id("the receiver"), "event": delivered},
             },
         ),
         "inbox-entry": _document(
@@ -270,7 +311,7 @@ def schemas(limits: Limits | None = None) -> dict[str, Schema]:
                         "a device's cursor",
                     },
                     "ts_ms": {**_TS, "description": "when the entry was made"},
-                    "event": timeline,
+                    "event": delivered,
                 },
             },
         ),

@@ -35,7 +35,9 @@ MAX_TS_MS = (2**32 - 1) * 1000
 MAX_COUNTER = 2**63 - 1
 
 ConversationKind = Literal["direct", "group"]
-EntryKind = Literal["message", "created", "joined", "left", "role"]
+EntryKind = Literal["message", "created", "joined", "left", "role", "read", "muted", "pinned"]
+UserEventKind = Literal["read", "muted", "pinned"]
+USER_EVENT_KINDS: tuple[UserEventKind, ...] = ("read", "muted", "pinned")
 Role = Literal["owner", "admin", "member"]
 ROLES: tuple[Role, ...] = ("owner", "admin", "member")
 """A group member's role, highest first: owners set roles and add or remove anyone;
@@ -157,11 +159,38 @@ class TimelineEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class UserEvent:
+    """A user's own event about one of their conversations: it goes to ``im.sync``
+    (key: the user) and into that user's sync timeline only, never into the
+    conversation's log, so every device of the user learns it by cursor.
+
+    ``read``: the user has read the conversation up to ``seq`` (markers only move
+    forward: the sync stage drops one that does not, pipeline/model/syncing.py);
+    ``muted`` / ``pinned``: the setting is now ``on``. ``device_id``: where it
+    was made (a device may skip its own)."""
+
+    event_id: str
+    user_id: str
+    conversation_id: str
+    kind: UserEventKind
+    seq: int
+    on: bool
+    device_id: str
+    ts_ms: int
+    type: Literal["user.event"] = "user.event"
+
+
+Event = TimelineEvent | UserEvent
+"""What a delivery (and so a sync entry) holds."""
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
-    """One timeline event for one receiver, before it has a sync_seq."""
+    """One timeline event for one receiver, or one of the user's own events, before
+    it has a sync_seq."""
 
     user_id: str
-    event: TimelineEvent
+    event: Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +200,7 @@ class InboxEntry:
     user_id: str
     sync_seq: int
     ts_ms: int
-    event: TimelineEvent
+    event: Event
 
 
 ENTRY_KINDS: dict[str, EntryKind] = {
@@ -217,9 +246,22 @@ def encode_timeline(event: TimelineEvent) -> bytes:
     return orjson.dumps(timeline_dict(event))
 
 
+def user_event_dict(event: UserEvent) -> dict[str, Any]:
+    return {"v": SCHEMA_VERSION, **{name: getattr(event, name) for name in event.__slots__}}
+
+
+def encode_user_event(event: UserEvent) -> bytes:
+    """The delivery of a user event (what goes to ``im.sync``, keyed by the user)."""
+    return encode_delivery(Delivery(event.user_id, event))
+
+
+def event_dict(event: Event) -> dict[str, Any]:
+    return user_event_dict(event) if isinstance(event, UserEvent) else timeline_dict(event)
+
+
 def encode_delivery(delivery: Delivery) -> bytes:
     return orjson.dumps(
-        {"v": SCHEMA_VERSION, "user_id": delivery.user_id, "event": timeline_dict(delivery.event)}
+        {"v": SCHEMA_VERSION, "user_id": delivery.user_id, "event": event_dict(delivery.event)}
     )
 
 
@@ -230,7 +272,7 @@ def encode_inbox(entry: InboxEntry) -> bytes:
             "user_id": entry.user_id,
             "sync_seq": entry.sync_seq,
             "ts_ms": entry.ts_ms,
-            "event": timeline_dict(entry.event),
+            "event": event_dict(entry.event),
         }
     )
 
@@ -248,16 +290,58 @@ def decode_timeline(raw: bytes | None, limits: Limits) -> TimelineEvent:
 
 def decode_delivery(raw: bytes | None, limits: Limits) -> Delivery:
     data = _versioned(_load(raw))
-    return Delivery(_id(data, "user_id"), timeline_from(_dict(data, "event"), limits))
+    user = _id(data, "user_id")
+    event = event_from(_dict(data, "event"), limits)
+    if isinstance(event, UserEvent) and event.user_id != user:
+        raise ValidationError("a user event goes to its own user's sync timeline only")
+    return Delivery(user, event)
 
 
 def decode_inbox(raw: bytes | None, limits: Limits) -> InboxEntry:
     data = _versioned(_load(raw))
-    return InboxEntry(
+    entry = InboxEntry(
         user_id=_id(data, "user_id"),
         sync_seq=_int(data, "sync_seq", minimum=1),
         ts_ms=_ts(data),
-        event=timeline_from(_dict(data, "event"), limits),
+        event=event_from(_dict(data, "event"), limits),
+    )
+    if isinstance(entry.event, UserEvent) and entry.event.user_id != entry.user_id:
+        raise ValidationError("a user event goes to its own user's sync timeline only")
+    return entry
+
+
+def decode_event(raw: bytes | None, limits: Limits) -> Event:
+    """A delivery's event: a timeline event, or a user event."""
+    return event_from(_versioned(_load(raw)), limits)
+
+
+def event_from(data: dict[str, Any], limits: Limits) -> Event:
+    if data.get("type") == "user.event":
+        return user_event_from(data)
+    return timeline_from(data, limits)
+
+
+def user_event_from(data: dict[str, Any]) -> UserEvent:
+    kind = data.get("kind")
+    if kind not in USER_EVENT_KINDS:
+        raise ValidationError(f"field 'kind' must be one of {', '.join(USER_EVENT_KINDS)}")
+    on = data.get("on")
+    if type(on) is not bool:
+        raise ValidationError("field 'on' must be a boolean")
+    seq = _int(data, "seq", minimum=1 if kind == "read" else 0)
+    if kind == "read" and not on:
+        raise ValidationError("a read marker is always 'on' (markers only move forward)")
+    if kind != "read" and seq != 0:
+        raise ValidationError(f"field 'seq' of a {kind} event must be 0")
+    return UserEvent(
+        event_id=_event_id(data),
+        user_id=_id(data, "user_id"),
+        conversation_id=_id(data, "conversation_id"),
+        kind=kind,
+        seq=seq,
+        on=on,
+        device_id=_id(data, "device_id"),
+        ts_ms=_ts(data),
     )
 
 
@@ -510,6 +594,45 @@ def entry_body(command: Command) -> str:
     if isinstance(command, MemberRoleSet):
         return command.role
     return ""
+
+
+EntryColumns = tuple[str, int, int, EntryKind, str, str, str, str, str, str]
+"""conversation_id, event_no, seq, kind, event_id, sender_id, subject_id,
+client_msg_id, content_type, body: what a sync entry shows of its event."""
+
+
+def entry_columns(event: Event) -> EntryColumns:
+    """A sync entry's columns (the same in the store and in a push). A user event:
+    ``sender_id`` is the user, ``subject_id`` the device it was made on, ``seq``
+    the read marker; ``body`` of a mute or pin is ``on`` or ``off``."""
+    if isinstance(event, UserEvent):
+        body = "" if event.kind == "read" else ("on" if event.on else "off")
+        return (
+            event.conversation_id,
+            0,
+            event.seq,
+            event.kind,
+            event.event_id,
+            event.user_id,
+            event.device_id,
+            "",
+            "",
+            body,
+        )
+    c = event.command
+    message = c if isinstance(c, MessageSent) else None
+    return (
+        c.conversation_id,
+        event.event_no,
+        event.seq,
+        event.entry_kind,
+        c.event_id,
+        message.sender_id if message else c.actor_id,  # type: ignore[union-attr]
+        entry_subject(c),
+        message.client_msg_id if message else "",
+        message.content_type if message else "",
+        entry_body(c),
+    )
 
 
 def new_event_id() -> str:

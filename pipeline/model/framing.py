@@ -27,13 +27,15 @@ from pipeline.model.events import (
     MAX_TS_MS,
     SCHEMA_VERSION,
     Delivery,
+    Event,
     InboxEntry,
     Limits,
     TimelineEvent,
+    UserEvent,
     decode_delivery,
+    decode_event,
     decode_inbox,
-    decode_timeline,
-    timeline_dict,
+    event_dict,
 )
 
 DELIVERY = re.compile(rb'\{"v":%d,"user_id":"([^"\\]+)","event":(\{.*\})\}' % SCHEMA_VERSION, re.S)
@@ -50,16 +52,23 @@ class EventCache:
     def __init__(self, limits: Limits, size: int = 4096) -> None:
         self.limits = limits
         self.size = size
-        self._events: dict[bytes, TimelineEvent] = {}
+        self._events: dict[bytes, Event] = {}
         self._users: dict[bytes, str] = {}
         self.hits = 0
 
     def timeline(self, raw: bytes) -> TimelineEvent:
+        event = self.event(raw)
+        if not isinstance(event, TimelineEvent):
+            raise ValidationError("a user event is not a timeline event")
+        return event
+
+    def event(self, raw: bytes) -> Event:
+        """A timeline event or a user event (what deliveries and inbox entries hold)."""
         event = self._events.get(raw)
         if event is not None:
             self.hits += 1
             return event
-        event = decode_timeline(raw, self.limits)
+        event = decode_event(raw, self.limits)
         if len(self._events) >= self.size:
             self._events.clear()
         self._events[raw] = event
@@ -80,25 +89,27 @@ class EventCache:
         match = DELIVERY.fullmatch(raw) if raw else None
         if match is not None:
             try:
-                event = self.timeline(match[2])
+                event = self.event(match[2])
                 user = self.user(match[1])
             except EventError:
                 pass  # let the slow path say exactly what is wrong
             else:
-                return Delivery(user, event), match[2]
+                if not isinstance(event, UserEvent) or event.user_id == user:
+                    return Delivery(user, event), match[2]
         delivery = decode_delivery(raw, self.limits)
-        return delivery, orjson.dumps(timeline_dict(delivery.event))
+        return delivery, orjson.dumps(event_dict(delivery.event))
 
     def inbox(self, raw: bytes | None) -> InboxEntry:
         match = INBOX.fullmatch(raw) if raw else None
         if match is not None:
             try:
-                event = self.timeline(match[4])
+                event = self.event(match[4])
                 user, sync_seq, ts_ms = self.user(match[1]), int(match[2]), int(match[3])
             except EventError:
                 pass
             else:
-                if sync_seq >= 1 and ts_ms <= MAX_TS_MS:
+                mine = not isinstance(event, UserEvent) or event.user_id == user
+                if sync_seq >= 1 and ts_ms <= MAX_TS_MS and mine:
                     return InboxEntry(user, sync_seq, ts_ms, event)
         return decode_inbox(raw, self.limits)
 

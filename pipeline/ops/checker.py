@@ -12,7 +12,12 @@ accepted and who was a member when, and verifies in ClickHouse that
 * a conversation, once large, stays large, and becomes large at a creation or a join;
 * what pulls read large groups by (large_groups, membership_by_user) gives every
   user exactly the read-diffused periods of membership the log gives them;
-* every acknowledged send given by the caller is in the history exactly once.
+* every acknowledged send given by the caller is in the history exactly once;
+* read state (docs/read-state.md): a user's read markers in their sync timeline
+  only move forward and never pass the conversation's last message; the tables
+  the conversation list reads agree with the log and the sync timelines (each
+  marker the latest of its entries, each last sent seq and each head the log's),
+  so every unread count derived from them is the log's.
 
 Copies of a row written twice by an at-least-once sink are folded, as every
 reader folds them; two *different* events at one seq or sync_seq are a problem.
@@ -59,6 +64,7 @@ class Report:
     users: int = 0
     sync_entries: int = 0
     large_groups: int = 0
+    read_markers: int = 0
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     out_of_order: list[str] = field(default_factory=list)
@@ -77,6 +83,8 @@ class Report:
         )
         if self.large_groups:
             head += f" ({self.large_groups} large groups read diffused)"
+        if self.read_markers:
+            head += f" ({self.read_markers} read markers)"
         details = [
             f"  {kind}: {item}"
             for kind, items in (
@@ -205,7 +213,8 @@ def _check_user(
     for sync_seq, keys in got:
         if len(keys) > 1:
             report.duplicated.append(f"sync {user} sync_seq {sync_seq}: {keys}")
-        entries.append(keys[0])
+        if keys[0][1] > 0:  # event_no 0: the user's own event (check_read_state)
+            entries.append(keys[0])
     have = Counter(entries)
     for key, n in (have - owed).items():
         kind = report.duplicated if key in owed else report.unexpected
@@ -263,6 +272,41 @@ async def check_groups(
     report.large_groups = len(large)
 
 
+async def check_read_state(
+    store: ClickHouse, timeline: dict[str, list[TimelineEvent]], report: Report
+) -> None:
+    heads: dict[str, int] = {}
+    sent: dict[Reader, int] = {}
+    for conversation_id, events in timeline.items():
+        for event in events:
+            if isinstance(event.command, MessageSent):
+                heads[conversation_id] = event.seq
+                sent[(event.command.sender_id, conversation_id)] = event.seq
+    marked: dict[Reader, int] = {}
+    for user, sync_seq, conversation_id, seq in await store.execute(queries.CHECK_READ_ENTRIES):
+        key = (str(user), str(conversation_id))
+        if seq <= marked.get(key, 0):
+            report.out_of_order.append(f"read {key}: marker {seq} at sync_seq {sync_seq} went back")
+        if seq > heads.get(key[1], 0):
+            report.unexpected.append(f"read {key}: marker {seq} past the last message")
+        marked[key] = max(seq, marked.get(key, 0))
+    tables: dict[str, dict[Reader, int]] = defaultdict(dict)
+    for what, user, conversation_id, value in await store.execute(queries.CHECK_READ_TABLES):
+        tables[str(what)][(str(user), str(conversation_id))] = int(value)
+    for name, owed, got in (
+        ("read_markers", marked, tables["marker"]),
+        ("last_sent", sent, tables["sent"]),
+        ("conversation_heads", {("", c): s for c, s in heads.items()}, tables["head"]),
+    ):
+        for key in sorted(set(owed) | set(got)):
+            if key not in got:
+                report.lost.append(f"{name} {key}: {owed[key]} not stored")
+            elif got[key] != owed.get(key) and (name != "read_markers" or key in owed):
+                # a marker whose entries retention dropped is only in the table
+                report.unexpected.append(f"{name} {key}: {got[key]}, owed {owed.get(key)}")
+    report.read_markers = len(marked)
+
+
 def check_acknowledged(
     acked: Iterable[str], where: dict[str, tuple[str, int]], report: Report
 ) -> None:
@@ -283,6 +327,7 @@ async def check(settings: Settings, acknowledged: Iterable[str] = ()) -> Report:
         where = await check_history(store, timeline, report)
         await check_sync(store, timeline, report)
         await check_groups(store, timeline, report)
+        await check_read_state(store, timeline, report)
     finally:
         store.close()
     check_acknowledged(acknowledged, where, report)

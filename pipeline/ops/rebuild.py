@@ -24,6 +24,9 @@ What the log no longer holds cannot come back: sync entries older than the
 sync lifetime (im.inbox retention), the sync heads of users without an entry
 in that window (their devices then read as caught up) and the fan-out rollup
 of those days. ``--replace`` keeps all of it in the backup database.
+Read markers, mutes and pins (migration 0007) come back from the sync
+entries, so only those within the sync lifetime: a user's older markers are
+in the backup, and their unread counts read high until they next mark read.
 ``device_cursors`` and ``device_group_cursors`` are not derived from the log
 and stay where they are.
 Stop the store and sync-store agents during ``--replace``: an insert that finds
@@ -62,6 +65,11 @@ DERIVED = (
     "conversation_days",
     "sender_days",
     "user_sync_days",
+    "conversation_heads",
+    "last_sent",
+    "read_markers",
+    "read_points",
+    "conversation_prefs",
 )
 FLUSH_ROWS = 20_000
 FETCH_RECORDS = 5_000

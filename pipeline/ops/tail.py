@@ -31,6 +31,7 @@ from pipeline.model.events import (
     decode_delivery,
     decode_inbox,
     decode_timeline,
+    event_dict,
     timeline_dict,
 )
 from pipeline.read.sync_timeline import SyncEntry
@@ -59,7 +60,7 @@ def _inbox(record: Record) -> dict[str, Any]:
 
 def _delivery(record: Record) -> dict[str, Any]:
     delivery = decode_delivery(record.value or b"", LIMITS)
-    return {"user_id": delivery.user_id, "event": timeline_dict(delivery.event)}
+    return {"user_id": delivery.user_id, "event": event_dict(delivery.event)}
 
 
 def _state(record: Record) -> Any:

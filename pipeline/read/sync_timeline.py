@@ -17,12 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.errors import CursorExpiredError, ValidationError
-from pipeline.model.events import (
-    InboxEntry,
-    MessageSent,
-    entry_body,
-    entry_subject,
-)
+from pipeline.model.events import InboxEntry, TimelineEvent, entry_columns
 from pipeline.store import queries
 from pipeline.store.clickhouse import ClickHouse
 
@@ -58,23 +53,8 @@ class SyncEntry:
     @classmethod
     def from_inbox(cls, entry: InboxEntry) -> SyncEntry:
         e = entry.event
-        c = e.command
-        message = c if isinstance(c, MessageSent) else None
-        return cls(
-            sync_seq=entry.sync_seq,
-            conversation_id=c.conversation_id,
-            event_no=e.event_no,
-            seq=e.seq,
-            kind=e.entry_kind,
-            event_id=c.event_id,
-            sender_id=c.sender_id if isinstance(c, MessageSent) else c.actor_id,
-            subject_id=entry_subject(c),
-            client_msg_id=message.client_msg_id if message else "",
-            content_type=message.content_type if message else "",
-            body=entry_body(c),
-            ts_ms=entry.ts_ms,
-            large=e.large,
-        )
+        large = isinstance(e, TimelineEvent) and e.large
+        return cls(entry.sync_seq, *entry_columns(e), entry.ts_ms, large)
 
     def to_json(self) -> dict[str, Any]:
         """The entry as a dict (orjson also encodes the dataclass itself, faster)."""

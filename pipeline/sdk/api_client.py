@@ -91,6 +91,32 @@ class ApiClient:
             "PUT", f"/v1/conversations/{conversation_id}/members/{user_id}/role", {"role": role}
         )
 
+    async def conversations(self, limit: int = 50, before: str | None = None) -> Any:
+        """The user's conversations, pinned first, then by last activity; a page's
+        ``next_before`` gives the next."""
+        params: dict[str, Any] = {"limit": limit, **({"before": before} if before else {})}
+        return await self.call("GET", "/v1/conversations", params=params)
+
+    async def unread(self) -> Any:
+        """The app badge: ``total`` unread in conversations that are not muted."""
+        return await self.call("GET", "/v1/unread")
+
+    async def mark_read(self, conversation_id: str, seq: int) -> Any:
+        """Read up to ``seq``; every device of the user learns it by its sync timeline."""
+        return await self.call("PUT", f"/v1/conversations/{conversation_id}/read", {"seq": seq})
+
+    async def set_prefs(
+        self, conversation_id: str, *, muted: bool | None = None, pinned: bool | None = None
+    ) -> Any:
+        body = {k: v for k, v in (("muted", muted), ("pinned", pinned)) if v is not None}
+        return await self.call("PUT", f"/v1/conversations/{conversation_id}/settings", body)
+
+    async def receipt(self, conversation_id: str, seq: int) -> Any:
+        """Read by ``read`` of ``of`` members (the sender not counted)."""
+        return await self.call(
+            "GET", f"/v1/conversations/{conversation_id}/receipts", params={"seq": seq}
+        )
+
     async def history(
         self, conversation_id: str, before: int | None = None, limit: int = 50
     ) -> Any:

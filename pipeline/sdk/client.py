@@ -28,6 +28,7 @@ import aiohttp
 import orjson
 
 from pipeline.errors import AuthError
+from pipeline.model.unread import Badges
 from pipeline.sdk.api_client import ApiClient, ApiError
 from pipeline.sdk.client_groups import GroupReader
 
@@ -79,7 +80,10 @@ class SyncClient:
         self.page = page
         self.push_filter = push_filter  # fault injection: False drops a pushed entry
         self.entries: list[Entry] = []
-        self.groups = GroupReader()
+        self.badges = Badges()
+        """The device's unread counts, from what it applied (read markers of the
+        user's other devices included)."""
+        self.groups = GroupReader(on_message=self.badges.message)
         self.group_entries = self.groups.entries
         self.user_id = ""
         self.connected = asyncio.Event()
@@ -128,7 +132,7 @@ class SyncClient:
             hello = await ws.receive_json(timeout=10)
             if hello.get("type") != "hello":
                 raise ApiError(502, "bad_hello", str(hello))
-            self.user_id = hello["user_id"]
+            self.user_id = self.badges.user_id = hello["user_id"]
             await self._try_catch_up(api)
             self.connected.set()
             stop = asyncio.create_task(stopping.wait())
@@ -237,6 +241,7 @@ class SyncClient:
             self.entries.append(entry)
             self.cursor = entry["sync_seq"]
             self.groups.learn(self.user_id, entry)
+            self.badges.entry(entry)
             if self.on_entry is not None:
                 result = self.on_entry(entry)
                 if result is not None:

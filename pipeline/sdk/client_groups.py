@@ -13,6 +13,7 @@ user may not read, like the time between a leave and a rejoin).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Literal
 
 Entry = dict[str, Any]
@@ -20,7 +21,9 @@ Decision = Literal["apply", "skip", "pull"]
 
 
 class GroupReader:
-    def __init__(self) -> None:
+    def __init__(self, on_message: Callable[[str, Entry], None] | None = None) -> None:
+        self.on_message = on_message
+        """Called with each message applied (the client's badges count them)."""
         self.cursors: dict[str, int] = {}
         self.entries: dict[str, list[Entry]] = defaultdict(list)
         """What the device applied of each group, in order."""
@@ -52,6 +55,8 @@ class GroupReader:
             return False
         self.entries[conv].append(message)
         self.cursors[conv] = message["seq"]
+        if self.on_message is not None:
+            self.on_message(conv, message)
         return True
 
     def apply_pages(self, pages: list[Entry]) -> bool:

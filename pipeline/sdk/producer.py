@@ -32,8 +32,12 @@ from pipeline.model.events import (
     MemberRoleSet,
     MessageSent,
     Role,
+    UserEvent,
+    UserEventKind,
     decode_command,
+    decode_delivery,
     encode_command,
+    encode_user_event,
     limits_from,
     new_event_id,
 )
@@ -58,8 +62,11 @@ def now_ms() -> int:
 class Producer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.topic = catalogue(settings).messages.name
-        self.partitions = catalogue(settings).messages.partitions
+        topics = catalogue(settings)
+        self.topic = topics.messages.name
+        self.partitions = topics.messages.partitions
+        self.sync_topic = topics.sync.name
+        self.sync_partitions = topics.sync.partitions
         self.limits = limits_from(settings.pipeline)
         self._producer: AIOKafkaProducer = kafka.producer(settings)
 
@@ -101,6 +108,37 @@ class Producer:
             Ack(c.event_id, c.conversation_id, m.partition, m.offset)
             for c, m in zip(commands, metas, strict=True)
         ]
+
+    async def publish_user_events(self, events: Sequence[UserEvent]) -> list[Ack]:
+        """A user's own events (read markers, mutes, pins) to ``im.sync``, keyed by the
+        user, where the sync stage puts them in the user's sync timeline (in order
+        with everything else the user's devices get)."""
+        writer = kafka.BatchWriter(self._producer, {self.sync_topic: self.sync_partitions})
+        for event in events:
+            raw = encode_user_event(event)
+            decode_delivery(raw, self.limits)
+            writer.add(self.sync_topic, event.user_id.encode(), raw)
+        metas = await writer.send()
+        return [
+            Ack(e.event_id, e.conversation_id, m.partition, m.offset)
+            for e, m in zip(events, metas, strict=True)
+        ]
+
+    async def mark_read(self, conversation_id: str, user: str, seq: int, device: str = "") -> Ack:
+        """``user`` has read ``conversation_id`` up to ``seq`` (a marker behind the
+        user's is dropped by the sync stage). No check that ``seq`` exists: the
+        gateway's ``PUT /v1/conversations/{id}/read`` makes it."""
+        event = user_event(conversation_id, user, "read", seq=seq, device=device)
+        return (await self.publish_user_events([event]))[0]
+
+    async def set_pref(
+        self, conversation_id: str, user: str, pref: UserEventKind, on: bool, device: str = ""
+    ) -> Ack:
+        """Mute (``pref="muted"``) or pin (``"pinned"``) a conversation for ``user``."""
+        if pref == "read":
+            raise ValidationError("a read marker is set with mark_read")
+        event = user_event(conversation_id, user, pref, on=on, device=device)
+        return (await self.publish_user_events([event]))[0]
 
     async def create_conversation(
         self,
@@ -169,6 +207,21 @@ class Producer:
                 client_msg_id=client_msg_id,
             )
         )
+
+
+def user_event(
+    conversation_id: str,
+    user: str,
+    kind: UserEventKind,
+    *,
+    seq: int = 0,
+    on: bool = True,
+    device: str = "",
+) -> UserEvent:
+    """A user event; ``device`` defaults to ``sdk`` (the event names where it was made)."""
+    return UserEvent(
+        new_event_id(), user, conversation_id, kind, seq, on, device or "sdk", now_ms()
+    )
 
 
 def message(

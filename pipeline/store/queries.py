@@ -222,6 +222,71 @@ GROUP BY device_id, conversation_id
 ORDER BY device_id, conversation_id
 """
 
+# ------------------------------------------------------------------ read state
+
+# the conversations a user is in now, each with the seq they joined after
+USER_CONVERSATIONS = """
+SELECT conversation_id, argMax(after_seq, event_no)
+FROM membership_by_user
+WHERE user_id = %(user_id)s
+GROUP BY conversation_id
+HAVING argMax(action, event_no) = 'join'
+"""
+
+# the head and last message of every conversation the user has been in
+USER_HEADS = """
+SELECT conversation_id, max(seq), argMax(sender_id, seq), argMax(content_type, seq),
+       argMax(preview, seq), max(ts_ms)
+FROM conversation_heads
+WHERE conversation_id IN
+(
+    SELECT conversation_id FROM membership_by_user WHERE user_id = %(user_id)s
+)
+GROUP BY conversation_id
+"""
+
+# title, kind and creation of every conversation the user has been in
+USER_CONVERSATION_INFO = """
+SELECT conversation_id, any(kind), any(title), any(ts_ms)
+FROM conversations
+WHERE conversation_id IN
+(
+    SELECT conversation_id FROM membership_by_user WHERE user_id = %(user_id)s
+)
+GROUP BY conversation_id
+"""
+
+# the user's own positions: read markers, last sent seqs, mutes and pins (0 or 1)
+USER_READ_STATE = """
+SELECT 'read' AS what, conversation_id, max(seq) AS value
+FROM read_markers WHERE user_id = %(user_id)s GROUP BY conversation_id
+UNION ALL
+SELECT 'sent' AS what, conversation_id, max(seq) AS value
+FROM last_sent WHERE user_id = %(user_id)s GROUP BY conversation_id
+UNION ALL
+SELECT pref AS what, conversation_id, toUInt64(argMax(enabled, sync_seq)) AS value
+FROM conversation_prefs WHERE user_id = %(user_id)s GROUP BY conversation_id, pref
+"""
+
+CONVERSATION_HEAD = """
+SELECT max(seq) FROM conversation_heads WHERE conversation_id = %(conversation_id)s
+"""
+
+# every user's read point in a conversation (receipts: read by N of M)
+READ_POINTS = """
+SELECT user_id, max(seq)
+FROM read_points
+WHERE conversation_id = %(conversation_id)s
+GROUP BY user_id
+"""
+
+MESSAGE_SENDER = """
+SELECT sender_id
+FROM messages
+WHERE conversation_id = %(conversation_id)s AND seq = %(seq)s
+LIMIT 1
+"""
+
 # ------------------------------------------------------------------ invariant checker
 
 CHECK_HISTORY = """
@@ -235,6 +300,26 @@ SELECT user_id, sync_seq, groupUniqArray((conversation_id, event_no))
 FROM sync_timeline
 GROUP BY user_id, sync_seq
 ORDER BY user_id, sync_seq
+"""
+
+# read state: every read entry (by user, in sync order), and what the tables hold
+CHECK_READ_ENTRIES = """
+SELECT user_id, sync_seq, conversation_id, seq
+FROM sync_timeline
+WHERE kind = 'read'
+ORDER BY user_id, sync_seq
+LIMIT 1 BY user_id, sync_seq
+"""
+
+CHECK_READ_TABLES = """
+SELECT 'marker' AS what, user_id, conversation_id, max(seq) AS value
+FROM read_markers GROUP BY user_id, conversation_id
+UNION ALL
+SELECT 'sent' AS what, user_id, conversation_id, max(seq) AS value
+FROM last_sent GROUP BY user_id, conversation_id
+UNION ALL
+SELECT 'head' AS what, '' AS user_id, conversation_id, max(seq) AS value
+FROM conversation_heads GROUP BY conversation_id
 """
 
 # where every large group became large, and its members' membership changes
@@ -391,8 +476,17 @@ STATEMENTS = {
     "USER_MEMBERSHIP_IN": USER_MEMBERSHIP_IN,
     "LARGE_GROUP_HEADS": LARGE_GROUP_HEADS,
     "USER_GROUP_CURSORS": USER_GROUP_CURSORS,
+    "USER_CONVERSATIONS": USER_CONVERSATIONS,
+    "USER_HEADS": USER_HEADS,
+    "USER_CONVERSATION_INFO": USER_CONVERSATION_INFO,
+    "USER_READ_STATE": USER_READ_STATE,
+    "CONVERSATION_HEAD": CONVERSATION_HEAD,
+    "READ_POINTS": READ_POINTS,
+    "MESSAGE_SENDER": MESSAGE_SENDER,
     "CHECK_HISTORY": CHECK_HISTORY,
     "CHECK_SYNC": CHECK_SYNC,
+    "CHECK_READ_ENTRIES": CHECK_READ_ENTRIES,
+    "CHECK_READ_TABLES": CHECK_READ_TABLES,
     "CHECK_LARGE_GROUPS": CHECK_LARGE_GROUPS,
     "CHECK_LARGE_MEMBERSHIP": CHECK_LARGE_MEMBERSHIP,
     "REPORT_DAILY_VOLUME": REPORT_DAILY_VOLUME,

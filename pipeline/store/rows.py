@@ -18,8 +18,7 @@ from pipeline.model.events import (
     MemberLeft,
     MessageSent,
     TimelineEvent,
-    entry_body,
-    entry_subject,
+    entry_columns,
 )
 from pipeline.store import queries
 from pipeline.store.queries import Insert
@@ -145,29 +144,12 @@ class SyncRows:
 
     def add(self, entry: InboxEntry) -> None:
         e = entry.event
-        c = e.command
-        large = large_group_row(e)
-        if large is not None:
-            self.large_groups.append(large)
-        sender = c.sender_id if isinstance(c, MessageSent) else c.actor_id
-        message = c if isinstance(c, MessageSent) else None
+        if isinstance(e, TimelineEvent):
+            large = large_group_row(e)
+            if large is not None:
+                self.large_groups.append(large)
         self.timeline.append(
-            (
-                entry.user_id,
-                entry.sync_seq,
-                c.conversation_id,
-                e.event_no,
-                e.seq,
-                e.entry_kind,
-                c.event_id,
-                sender,
-                entry_subject(c),
-                message.client_msg_id if message else "",
-                message.content_type if message else "",
-                entry_body(c),
-                entry.ts_ms,
-                _at(entry.ts_ms),
-            )
+            (entry.user_id, entry.sync_seq, *entry_columns(e), entry.ts_ms, _at(entry.ts_ms))
         )
         self.heads[entry.user_id] = max(self.heads.get(entry.user_id, 0), entry.sync_seq)
 

@@ -102,13 +102,29 @@ class TimelineEvent(faust.Record, namespace="imstream.timeline"):
         return isinstance(self.command, MessageSent)
 
 
+class UserEvent(faust.Record, namespace="imstream.user.event"):
+    """A user's own event about a conversation, in their sync timeline only: ``read``
+    up to ``seq`` (markers only move forward), or ``muted`` / ``pinned`` set ``on``."""
+
+    event_id: str
+    user_id: str
+    conversation_id: str
+    kind: str
+    """``read``, ``muted`` or ``pinned``."""
+    seq: int
+    on: bool
+    device_id: str
+    ts_ms: int
+
+
 class InboxEntry(faust.Record, namespace="imstream.inbox"):
     """One entry of a user's sync timeline (``im.inbox``), ``sync_seq`` dense per user."""
 
     user_id: str
     sync_seq: int
     ts_ms: int
-    event: TimelineEvent
+    event: Any
+    """A :class:`TimelineEvent`, or a :class:`UserEvent` (a read marker, a mute, a pin)."""
 
 
 _COMMANDS: dict[type[Any], type[faust.Record]] = {
@@ -141,12 +157,28 @@ def timeline_record(event: events.TimelineEvent) -> TimelineEvent:
     )
 
 
+def user_event_record(event: events.UserEvent) -> UserEvent:
+    fields = events.user_event_dict(event)
+    del fields["v"], fields["type"]
+    return UserEvent(**fields)
+
+
 def inbox_record(entry: events.InboxEntry) -> InboxEntry:
     return InboxEntry(
         user_id=entry.user_id,
         sync_seq=entry.sync_seq,
         ts_ms=entry.ts_ms,
-        event=timeline_record(entry.event),
+        event=(
+            UserEvent(
+                **{
+                    k: v
+                    for k, v in events.user_event_dict(entry.event).items()
+                    if k not in ("v", "type")
+                }
+            )
+            if isinstance(entry.event, events.UserEvent)
+            else timeline_record(entry.event)
+        ),
     )
 
 
@@ -169,10 +201,15 @@ def timeline_of(record: TimelineEvent) -> events.TimelineEvent:
     )
 
 
+def user_event_of(record: UserEvent) -> events.UserEvent:
+    return events.UserEvent(**{name: getattr(record, name) for name in record._options.fields})
+
+
 def inbox_of(record: InboxEntry) -> events.InboxEntry:
+    event = record.event
     return events.InboxEntry(
         user_id=record.user_id,
         sync_seq=record.sync_seq,
         ts_ms=record.ts_ms,
-        event=timeline_of(record.event),
+        event=user_event_of(event) if isinstance(event, UserEvent) else timeline_of(event),
     )

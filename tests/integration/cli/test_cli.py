@@ -79,6 +79,47 @@ async def test_write_and_read_through_the_cli(settings: Settings) -> None:
     assert (role["sender_id"], role["subject_id"], role["body"]) == ("alice", "carol", "admin")
 
 
+async def test_read_markers_mutes_and_the_conversation_list_through_the_cli(
+    settings: Settings,
+) -> None:
+    async with running_worker(settings):
+        ok(settings, "create", "team", "--as", "alice", "--members", "bob", "--title", "Team")
+        ok(settings, "create", "--direct", "--as", "alice", "--members", "bob")
+        for i in range(3):
+            ok(settings, "send", "team", f"hello {i}", "--as", "alice")
+        ok(settings, "send", "dm:alice:bob", "psst", "--as", "alice")
+
+        def listed() -> list[dict[str, object]]:
+            return json.loads(ok(settings, "conversations", "--as", "bob", "--format", "json"))
+
+        for _ in range(120):  # the store is a moment behind the log
+            if sum(int(c["unread"]) for c in listed()) == 4:  # type: ignore[call-overload]
+                break
+            await asyncio.sleep(0.5)
+        out = ok(settings, "read", "team", "--as", "bob", "--seq", "2")
+        assert " in team: partition " in out
+        ok(settings, "mute", "dm:alice:bob", "--as", "bob")
+        for _ in range(120):
+            found = {c["conversation_id"]: c for c in listed()}
+            if found["dm:alice:bob"]["muted"] and found["team"]["read_seq"] == 2:
+                break
+            await asyncio.sleep(0.5)
+        report = await converged(settings)
+    assert report.ok, report.summary()
+    assert (found["team"]["unread"], found["dm:alice:bob"]["unread"]) == (1, 1)
+    table = imstream(settings, "conversations", "--as", "bob")
+    assert "unread total (not muted): 1" in table.stderr  # the muted one is left out
+    assert table.stdout.splitlines()[0].split() == [
+        "conversation_id", "kind", "title", "unread", "flags", "last"
+    ]  # fmt: skip
+    (entry,) = [
+        e
+        for e in json.loads(ok(settings, "sync", "bob", "--format", "json"))
+        if e["kind"] == "read"
+    ]
+    assert (entry["seq"], entry["sender_id"], entry["subject_id"]) == (2, "bob", "cli")
+
+
 @pytest.fixture
 def live_tail(settings: Settings) -> Iterator[subprocess.Popen[str]]:
     with subprocess.Popen(
@@ -183,6 +224,9 @@ BAD_INPUT = [
     (["sync", "bob", "--after", "-1"], "'-1' is not a whole number >= 0"),
     (["sync", "bob", "--limit", "5000"], "error: limit must be between 1 and 1000"),
     (["rebuild", "--into", "system"], "'system' cannot be rebuilt into"),
+    (["read", "g", "--as", "bob", "--seq", "0"], "'0' is not a whole number >= 1"),
+    (["read", "nosuch", "--as", "bob", "--seq", "5"], "has no message 5 (its last stored is 0)"),
+    (["conversations", "--as", "bob", "--before", "x"], "must be a list's next_before"),
 ]
 
 

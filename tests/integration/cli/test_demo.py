@@ -24,6 +24,8 @@ async def test_the_demo_runs_and_the_live_views_agree_with_clickhouse(settings: 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "history of team-" in out
     assert "the tablet pulled 3" in out
+    # carol read up to 2 and sent 4: only alice's 5 is unread (docs/read-state.md)
+    assert "1 unread (read up to 2, own last message 4)" in out
     live = out.split("and ClickHouse's minute rollup:", 1)[1].splitlines()[2:]
     assert live, out[-2000:]
     assert all(line.rstrip().endswith(" same") for line in live if line.strip()), out[-2000:]

@@ -44,8 +44,17 @@ EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "USER_MEMBERSHIP_IN": {"user_id": "alice", "conversation_ids": ("c1",)},
     "LARGE_GROUP_HEADS": {"conversation_ids": ("c1",)},
     "USER_GROUP_CURSORS": {"user_id": "alice"},
+    "USER_CONVERSATIONS": {"user_id": "alice"},
+    "USER_HEADS": {"user_id": "alice"},
+    "USER_CONVERSATION_INFO": {"user_id": "alice"},
+    "USER_READ_STATE": {"user_id": "alice"},
+    "CONVERSATION_HEAD": {"conversation_id": "c1"},
+    "READ_POINTS": {"conversation_id": "c1"},
+    "MESSAGE_SENDER": {"conversation_id": "c1", "seq": 1},
     "CHECK_HISTORY": {},
     "CHECK_SYNC": {},
+    "CHECK_READ_ENTRIES": {},
+    "CHECK_READ_TABLES": {},
     "CHECK_LARGE_GROUPS": {},
     "CHECK_LARGE_MEMBERSHIP": {},
     "REPORT_DAILY_VOLUME": PERIOD,
@@ -170,3 +179,24 @@ def test_a_users_large_groups_are_found_through_the_membership_view(modern: Any)
         {"user_id": "alice", "conversation_ids": ("c1",)}, CONTEXT
     )
     assert str(run(modern, sql)).split() == ['"c1",1,"join",0']
+
+
+def test_the_read_state_views_fill_from_messages_and_sync_entries(modern: Any) -> None:
+    """conversation_heads, last_sent and read_points are filled from the example
+    message, read_markers and conversation_prefs from sync entries of their kinds."""
+    run(modern, "USE imstream")
+    for kind, seq, body, sync_seq in (("read", 1, "", 2), ("muted", 0, "on", 3)):
+        row = ("alice", sync_seq, "c1", 0, seq, kind, EVENT, "alice", "pc", "", "", body, 3, AT)
+        values = ", ".join(str(escape_param(v, CONTEXT)) for v in row)
+        run(modern, f"{queries.INSERT_SYNC_TIMELINE.sql} ({values})")
+    user = escape_params({"user_id": "alice"}, CONTEXT)
+    assert str(run(modern, queries.USER_HEADS % user)).splitlines() == [
+        '"c1",1,"alice","text/plain","hi \'there\'",2'
+    ]
+    assert sorted(str(run(modern, queries.USER_READ_STATE % user)).split()) == [
+        '"muted","c1",1',
+        '"read","c1",1',
+        '"sent","c1",1',
+    ]
+    points = queries.READ_POINTS % escape_params({"conversation_id": "c1"}, CONTEXT)
+    assert str(run(modern, points)).split() == ['"alice",1']

@@ -32,6 +32,7 @@ from pipeline.model.events import (
     command_from,
     decode_command,
     decode_delivery,
+    decode_event,
     decode_inbox,
     decode_timeline,
     delivery_view,
@@ -39,11 +40,13 @@ from pipeline.model.events import (
     encode_deliveries,
     encode_inbox,
     encode_timeline,
+    encode_user_event,
     new_event_id,
 )
 from pipeline.model.sequencing import Accepted, Sequencer
 from pipeline.model.state import StateStore
 from pipeline.model.syncing import SyncSequencer
+from pipeline.sdk.producer import user_event
 
 LIMITS = Limits(max_body_bytes=512, max_group_size=6)
 SCHEMAS = schemas(LIMITS)
@@ -130,8 +133,21 @@ def test_every_record_the_pipeline_writes_validates(data: st.DataObject) -> None
         for user, value in encode_deliveries(view, outcome.recipients, encode_timeline(view)):
             assert errors("delivery", orjson.loads(value)) == []
             entry = sync.assign(decode_delivery(value, LIMITS))
+            assert entry is not None
             assert errors("inbox-entry", orjson.loads(encode_inbox(entry))) == []
             assert entry.user_id == user
+            if isinstance(event.command, MessageSent):  # the receiver reads it, mutes it
+                kind = data.draw(st.sampled_from(["read", "muted", "pinned"]))
+                mark = user_event(event.conversation_id, user, kind, seq=event.seq)
+                if kind != "read":
+                    mark = user_event(
+                        event.conversation_id, user, kind, on=data.draw(st.booleans())
+                    )
+                raw = encode_user_event(mark)
+                assert errors("delivery", orjson.loads(raw)) == []
+                own = sync.assign(decode_delivery(raw, LIMITS))
+                if own is not None:
+                    assert errors("inbox-entry", orjson.loads(encode_inbox(own))) == []
         for key, fact in roster.facts(event):
             assert errors("roster-key", orjson.loads(key)) == []
             if fact is not None:
@@ -205,6 +221,16 @@ def test_commands_the_schema_allows_decode(command: dict[str, Any]) -> None:
 @settings(EXAMPLES, max_examples=50)  # a nested schema: each example takes longer
 @given(from_schema(SCHEMAS["inbox-entry"]))
 def test_inbox_entries_the_schema_allows_decode(entry: dict[str, Any]) -> None:
+    if entry["event"].get("type") == "user.event":  # a read marker, a mute, a pin
+        entry["event"]["user_id"] = entry["user_id"]  # its own user's (the description)
+        if _huge_numbers(entry):
+            return
+        decoded_entry = decode_inbox(_encoded(entry), LIMITS)
+        assert decoded_entry.event == decode_event(_encoded(entry["event"]), LIMITS)
+        delivery = {"v": 1, "user_id": entry["user_id"], "event": entry["event"]}
+        assert valid("delivery", delivery)
+        assert decode_delivery(_encoded(delivery), LIMITS).event == decoded_entry.event
+        return
     entry["event"]["command"] = _creator_among_members(entry["event"]["command"])
     if not _fits_in_bytes(entry["event"]["command"]):
         return
