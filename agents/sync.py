@@ -4,6 +4,11 @@ Gives every delivery its user's next dense ``sync_seq`` (see
 pipeline/model/syncing.py), exactly once, and writes it to ``im.inbox`` as an
 inbox entry, spliced from the delivery's bytes (pipeline/model/framing.py).
 agents/sync_store.py writes the entries to ClickHouse for devices to pull.
+
+Read markers are frequent (a device may mark each message it shows) and only
+the highest matters: the markers of a user's conversation in one transaction's
+batch become one entry, the highest, sequenced at the end of the batch (after
+the batch's other entries: a marker says "read up to seq", wherever it stands).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from agents.runtime.transactional import Output, StageSpec, dead_letter
 from pipeline.errors import EventError
 from pipeline.log.topics import Topics
 from pipeline.model import hops
-from pipeline.model.events import Delivery, TimelineEvent, limits_from
+from pipeline.model.events import Delivery, TimelineEvent, UserEvent, limits_from
 from pipeline.model.framing import EventCache, inbox_record
 from pipeline.model.state import StateStore
 from pipeline.model.syncing import SyncSequencer
@@ -33,6 +38,9 @@ class SyncProcessor:
         self.topics = topics
         self.sequencer = SyncSequencer(state)
         self.stamp = settings.metrics.enabled
+        self.reads: dict[tuple[str, str], tuple[UserEvent, bytes, bytes]] = {}
+        """The batch's highest read marker per (user, conversation): event, its bytes,
+        the record's key."""
 
     def process(self, record: ConsumerRecord[Any, Any], out: Output) -> None:
         try:
@@ -43,6 +51,9 @@ class SyncProcessor:
         if record.key != delivery.user_id.encode():
             reason = "record key is not the delivery's user_id"
             dead_letter(out, self.topics.dead_letter.name, record, STAGE, reason, kind="wrong_key")
+            return
+        if isinstance(delivery.event, UserEvent) and delivery.event.kind == "read":
+            self._read(delivery.event, event, record.key)
             return
         entry = self.sequencer.assign(delivery)
         if entry is None:
@@ -64,8 +75,23 @@ class SyncProcessor:
         chain = hops.first(event.command.ts_ms, event.ts_ms, sequenced_ms)
         return [(hops.HEADER, hops.extend(chain, hops.SYNCED, hops.now_ms()))]
 
+    def _read(self, marker: UserEvent, raw: bytes, key: bytes) -> None:
+        where = (marker.user_id, marker.conversation_id)
+        held = self.reads.get(where)
+        if held is None or marker.seq > held[0].seq:
+            self.reads[where] = (marker, raw, key)
+
     def end_batch(self, now_ms: int, out: Output) -> None:
-        return None
+        """The batch's read markers, the highest of each conversation of each user."""
+        for marker, raw, key in self.reads.values():
+            entry = self.sequencer.assign(Delivery(marker.user_id, marker))
+            if entry is not None:  # None: not past the user's marker
+                out.send(
+                    self.topics.inbox.name,
+                    key,
+                    inbox_record(entry.user_id, entry.sync_seq, entry.ts_ms, raw),
+                )
+        self.reads.clear()
 
 
 def stage(settings: Settings, topics: Topics) -> StageSpec:

@@ -86,6 +86,7 @@ class Profile:
     readstate_group_members: int = 10_000
     readstate_queries: int = 500
     readstate_markers: int = 100_000
+    readstate_marker_workers: int = 2
 
     drain_timeout_s: float = 300.0
 
@@ -148,6 +149,7 @@ QUICK = Profile(
     readstate_group_members=1_000,
     readstate_queries=100,
     readstate_markers=10_000,
+    readstate_marker_workers=1,
     drain_timeout_s=90.0,
 )
 

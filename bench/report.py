@@ -659,21 +659,29 @@ def _readstate(doc: Document | None, throughput: Document | None) -> list[str]:
         return [*out, f"Read markers: failed: `{marks.get('error', 'not run')}`", ""]
     ch = marks["clickhouse"]
     best = targets.best_pipeline(throughput)
+    rate = marks.get("stored_per_s")
     against = (
-        f" ({marks['stored_per_s'] / best[0]:.1f}x the {best[0]:,.0f} msg/s the throughput "
-        "scenario sustained)"
-        if best
+        f" ({rate / best[0]:.1f}x the {best[0]:,.0f} msg/s the throughput scenario sustained)"
+        if best and rate
         else ""
+    )
+    done = (
+        f"every conversation's marker at its last in ClickHouse after "
+        f"{num(marks['seconds'], 1)} s, **{num(rate)} markers/s** end to end{against}"
+        if rate
+        else f"**not all applied** within {num(marks['seconds'], 1)} s"
     )
     return [
         *out,
         f"Read markers: {marks['markers']:,} through the SDK over {marks['conversations']} "
-        f"conversations, one worker: published at {num(marks['published_per_s'])}/s, all in "
-        f"`sync_timeline` after {num(marks['seconds'], 1)} s, **{num(marks['stored_per_s'])} "
-        f"markers/s** end to end{against}. ClickHouse write cost: {ch['batches']:,} sink "
-        f"batches ({num(ch['batches_per_s'], 1)}/s, {num(ch['rows_per_batch'])} markers "
-        f"each), {num(ch['insert_ms_per_marker'], 3)} ms of insert time per marker (a batch "
-        "is one INSERT into sync_timeline, whose views add the read_markers and read_points "
+        f"conversations, {marks.get('workers', 1)} worker(s): published at "
+        f"{num(marks['published_per_s'])}/s; {done}. The sync stage made "
+        f"{marks.get('entries', 0):,} sync entries of them (a batch's markers of a "
+        f"conversation are one entry, the highest: {num(marks.get('markers_per_entry'), 1)} "
+        f"markers per entry). ClickHouse write cost: {ch['batches']:,} sync-store batches "
+        f"({num(ch['batches_per_s'], 1)}/s, {num(ch['rows_per_batch'])} entries each), "
+        f"{num(ch['insert_ms_per_marker'], 4)} ms of insert time per marker (a batch is one "
+        "INSERT into sync_timeline, whose views add the user_conversations and read_points "
         "rows, and one into sync_heads).",
         "",
     ]

@@ -238,17 +238,17 @@ def conversations(settings: Settings, args: argparse.Namespace) -> int:
     from pipeline.read import conversations as listing
     from pipeline.store.clickhouse import ClickHouse
 
-    store = ClickHouse(settings, size=4)
-    try:
-        page = asyncio.run(
-            listing.page(
-                store,
-                args.user,
-                lambda _: None,
-                limit=args.limit,
-                before=listing.parse_before(args.before),
-            )
+    store = ClickHouse(settings, size=2)
+
+    async def both() -> tuple[listing.Page, listing.Unread]:
+        before = listing.parse_before(args.before)
+        return await asyncio.gather(
+            listing.page(store, args.user, lambda _: None, limit=args.limit, before=before),
+            listing.unread(store, args.user),
         )
+
+    try:
+        page, badge = asyncio.run(both())
     finally:
         store.close()
     records = []
@@ -264,7 +264,7 @@ def conversations(settings: Settings, args: argparse.Namespace) -> int:
     if args.format != "table":
         columns = ("conversation_id", "kind", "title", "unread", "muted", "pinned", "read_seq")
     _show(_from_records(records, columns), args.format)
-    print(f"unread total (not muted): {page.unread_total}", file=sys.stderr)
+    print(f"unread total (not muted): {badge.total}", file=sys.stderr)
     if page.next_before is not None:
         print(f"more: --before {page.next_before}", file=sys.stderr)
     return 0

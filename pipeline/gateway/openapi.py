@@ -449,7 +449,8 @@ _USER_EVENT_RESPONSES = {
 }
 SPEC["paths"]["/v1/conversations"]["get"] = {
     "summary": "the caller's conversations: pinned first, then by last activity, newest "
-    "first; each with its last message, unread count, mute, pin and read marker",
+    "first; each with its last message, unread count, mute, pin and read marker (the "
+    "badge, a sum over every conversation, is GET /v1/unread)",
     "parameters": [
         _query_int("limit", "default 50", low=1, high=conversations.MAX_PAGE),
         {
@@ -463,16 +464,12 @@ SPEC["paths"]["/v1/conversations"]["get"] = {
     "responses": {
         "200": _json(
             _obj(
-                ["conversations", "next_before", "unread_total"],
+                ["conversations", "next_before"],
                 conversations={"type": "array", "items": _ref("ConversationSummary")},
                 next_before={
                     "type": "string",
                     "nullable": True,
                     "description": "pass as before for the next page; null after the last",
-                },
-                unread_total={
-                    **COUNTER,
-                    "description": "the app badge: unread in conversations not muted",
                 },
             ),
             "ok",

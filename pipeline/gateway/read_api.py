@@ -103,7 +103,6 @@ class ReadApi:
             {
                 "conversations": [s.to_json() for s in page.conversations],
                 "next_before": page.next_before,
-                "unread_total": page.unread_total,
             }
         )
 

@@ -294,14 +294,14 @@ async def check_read_state(
     for what, user, conversation_id, value in await store.execute(queries.CHECK_READ_TABLES):
         tables[str(what)][(str(user), str(conversation_id))] = int(value)
     for name, owed, got in (
-        ("read_markers", marked, tables["marker"]),
-        ("last_sent", sent, tables["sent"]),
+        ("user_conversations marker", marked, tables["marker"]),
+        ("user_conversations sent", sent, tables["sent"]),
         ("conversation_heads", {("", c): s for c, s in heads.items()}, tables["head"]),
     ):
         for key in sorted(set(owed) | set(got)):
             if key not in got:
                 report.lost.append(f"{name} {key}: {owed[key]} not stored")
-            elif got[key] != owed.get(key) and (name != "read_markers" or key in owed):
+            elif got[key] != owed.get(key) and (name != "user_conversations marker" or key in owed):
                 # a marker whose entries retention dropped is only in the table
                 report.unexpected.append(f"{name} {key}: {got[key]}, owed {owed.get(key)}")
     report.read_markers = len(marked)

@@ -66,10 +66,8 @@ DERIVED = (
     "sender_days",
     "user_sync_days",
     "conversation_heads",
-    "last_sent",
-    "read_markers",
+    "user_conversations",
     "read_points",
-    "conversation_prefs",
 )
 FLUSH_ROWS = 20_000
 FETCH_RECORDS = 5_000

@@ -1,10 +1,12 @@
 """A user's conversation list and unread counts (docs/read-state.md).
 
-Four queries at once, all by user (or by the conversations the user has been
-in, a subquery on ``membership_by_user``): the conversations the user is in
-now with their join points, their heads and last messages, their titles and
-kinds, and the user's own positions (read markers, last sent seqs, mutes and
-pins). The counts come from pipeline/model/unread.py. The tables are kept by
+ClickHouse joins, per conversation the user is in now, the user's own
+positions (``user_conversations``: join point, read marker, last sent seq,
+mute, pin) with its head and last activity (``conversation_heads``), and
+counts unread by the rule of pipeline/model/unread.py (queries.USER_LIST_PAGE,
+USER_UNREAD): the gateway decodes one page and one total, not a row per
+conversation (a user in 10,000 conversations: BENCHMARKS.md, "Read state");
+then the page's titles and last messages (queries.LIST_DETAILS). The tables are kept by
 materialized views (migration 0007) as the sinks write, so a list is as fresh
 as the stores: a moment behind the log, never wrong about what it has.
 
@@ -16,13 +18,12 @@ which the next request passes as ``before``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import ValidationError
-from pipeline.model.unread import ReadState, total
+from pipeline.model.unread import ReadState
 from pipeline.store import queries
 from pipeline.store.clickhouse import ClickHouse
 
@@ -86,7 +87,6 @@ class Summary:
 class Page:
     conversations: list[Summary]
     next_before: str | None
-    unread_total: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,49 +112,6 @@ def format_position(position: Position) -> str:
     return f"{position[0]}:{position[1]}:{position[2]}"
 
 
-async def summaries(
-    store: ClickHouse, user_id: str, members: Callable[[str], int | None], *, info: bool = True
-) -> list[Summary]:
-    """Every conversation ``user_id`` is in now (``members``: a conversation's member
-    count, from the gateway's roster)."""
-    params = {"user_id": user_id}
-    statements = [queries.USER_CONVERSATIONS, queries.USER_HEADS, queries.USER_READ_STATE]
-    if info:
-        statements.append(queries.USER_CONVERSATION_INFO)
-    results = await asyncio.gather(*(store.execute(sql, params) for sql in statements))
-    joined, heads, own = results[0], results[1], results[2]
-    described = {row[0]: row[1:] for row in results[3]} if info else {}
-    last = {
-        conv: LastMessage(int(seq), sender, content_type, preview, int(ts_ms))
-        for conv, seq, sender, content_type, preview, ts_ms in heads
-    }
-    positions: dict[tuple[str, str], int] = {(what, conv): int(v) for what, conv, v in own}
-    found = []
-    for conversation_id, joined_after in joined:
-        head = last.get(conversation_id)
-        kind, title, created_ms = described.get(conversation_id, ("", "", 0))
-        state = ReadState(
-            head=head.seq if head else 0,
-            joined_after=int(joined_after),
-            marker=positions.get(("read", conversation_id), 0),
-            last_sent=positions.get(("sent", conversation_id), 0),
-        )
-        found.append(
-            Summary(
-                conversation_id,
-                kind,
-                title,
-                members(conversation_id),
-                head,
-                state,
-                muted=bool(positions.get(("muted", conversation_id), 0)),
-                pinned=bool(positions.get(("pinned", conversation_id), 0)),
-                activity_ts_ms=max(head.ts_ms if head else 0, int(created_ms)),
-            )
-        )
-    return found
-
-
 async def page(
     store: ClickHouse,
     user_id: str,
@@ -163,21 +120,56 @@ async def page(
     limit: int,
     before: Position | None,
 ) -> Page:
+    """A page of ``user_id``'s list (``members``: a conversation's member count, from
+    the gateway's roster). The server orders, counts and cuts the page; then the
+    page's titles and last messages. The badge is :func:`unread`, on its own: it
+    sums over every conversation, which a page need not wait for."""
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError(f"limit must be between 1 and {MAX_PAGE}")
-    every = await summaries(store, user_id, members)
-    ordered = sorted(every, key=lambda s: s.position, reverse=True)
-    if before is not None:
-        ordered = [s for s in ordered if s.position < before]
-    shown = ordered[:limit]
-    more = len(ordered) > limit
-    return Page(
-        shown,
-        format_position(shown[-1].position) if more else None,
-        total((s.state, s.muted) for s in every),
+    pinned, activity, after = before if before is not None else (2, 0, "")
+    params = {
+        "user_id": user_id,
+        "pinned": pinned,
+        "activity": activity,
+        "conversation_id": after,
+        "limit": limit + 1,  # one more: is there a next page
+    }
+    rows = await store.execute(queries.USER_LIST_PAGE, params)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    details: dict[tuple[str, str], tuple[str, str, str]] = {}
+    if rows:
+        ids = tuple(row[0] for row in rows)
+        found = await store.execute(queries.LIST_DETAILS, {"conversation_ids": ids})
+        details = {(what, conv): (a, b, c) for what, conv, a, b, c in found}
+    shown = [_summary(row, details, members) for row in rows]
+    return Page(shown, format_position(shown[-1].position) if more else None)
+
+
+def _summary(
+    row: Any,
+    details: dict[tuple[str, str], tuple[str, str, str]],
+    members: Callable[[str], int | None],
+) -> Summary:
+    conv, head, joined_after, marker, sent, muted, pinned, activity = row
+    sender, content_type, preview = details.get(("head", conv), ("", "", ""))
+    kind, title, _ = details.get(("info", conv), ("", "", ""))
+    return Summary(
+        conversation_id=conv,
+        kind=kind,
+        title=title,
+        members=members(conv),
+        last_message=LastMessage(int(head), sender, content_type, preview, int(activity))
+        if head
+        else None,
+        state=ReadState(int(head), int(joined_after), int(marker), int(sent)),
+        muted=bool(muted),
+        pinned=bool(pinned),
+        activity_ts_ms=int(activity),
     )
 
 
 async def unread(store: ClickHouse, user_id: str) -> Unread:
-    every = await summaries(store, user_id, lambda _: None, info=False)
-    return Unread(total((s.state, s.muted) for s in every), sum(1 for s in every if s.state.unread))
+    rows = await store.execute(queries.USER_UNREAD, {"user_id": user_id})
+    total_, with_unread, _ = rows[0] if rows else (0, 0, 0)
+    return Unread(int(total_ or 0), int(with_unread or 0))

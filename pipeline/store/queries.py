@@ -224,48 +224,74 @@ ORDER BY device_id, conversation_id
 
 # ------------------------------------------------------------------ read state
 
-# the conversations a user is in now, each with the seq they joined after
-USER_CONVERSATIONS = """
-SELECT conversation_id, argMax(after_seq, event_no)
-FROM membership_by_user
-WHERE user_id = %(user_id)s
-GROUP BY conversation_id
-HAVING argMax(action, event_no) = 'join'
+# Every conversation a user is in now with its read state, all numbers: unread as
+# pipeline/model/unread.py defines it (head - max(marker, last sent, join point)).
+# The user's own positions are one row per conversation of user_conversations;
+# joined to the heads in the server, so the gateway decodes a page or a total, not
+# 10,000 rows; what a list shows of each conversation (titles, previews) is read
+# for its page only.
+_read_state = """
+SELECT conversation_id, joined_after, marker, sent, muted, pinned, head, activity,
+       greatest(greatest(marker, sent), joined_after) AS read_up_to,
+       if(head > read_up_to, head - read_up_to, 0) AS unread
+FROM
+(
+    SELECT conversation_id, membership - 1 AS joined_after, marker, sent, muted, pinned
+    FROM
+    (
+        SELECT conversation_id, argMaxMerge(membership) AS membership,
+               maxMerge(marker) AS marker, maxMerge(sent) AS sent,
+               argMaxMerge(muted) AS muted, argMaxMerge(pinned) AS pinned
+        FROM user_conversations
+        WHERE user_id = %(user_id)s
+        GROUP BY conversation_id
+    )
+    WHERE membership > 0
+) AS mine
+ANY LEFT JOIN
+(
+    SELECT conversation_id, max(seq) AS head, max(ts_ms) AS activity
+    FROM conversation_heads
+    WHERE conversation_id IN
+    (
+        SELECT conversation_id FROM user_conversations WHERE user_id = %(user_id)s
+    )
+    GROUP BY conversation_id
+) AS heads USING conversation_id
 """
 
-# the head and last message of every conversation the user has been in
-USER_HEADS = """
-SELECT conversation_id, max(seq), argMax(sender_id, seq), argMax(content_type, seq),
-       argMax(preview, seq), max(ts_ms)
+# the badge: unread in the conversations that are not muted; conversations with unread
+USER_UNREAD = f"""
+SELECT sumIf(unread, muted = 0), countIf(unread > 0), count()
+FROM ({_read_state})
+"""
+
+# a page of the list: pinned first, then by last activity (the last message, else the
+# creation), newest first, after the position (pinned, activity, conversation_id) of
+# the previous page's last item
+USER_LIST_PAGE = f"""
+SELECT conversation_id, head, joined_after, marker, sent, muted, pinned, activity
+FROM ({_read_state})
+WHERE pinned < %(pinned)s
+   OR (pinned = %(pinned)s
+       AND (activity < %(activity)s
+            OR (activity = %(activity)s AND conversation_id < %(conversation_id)s)))
+ORDER BY pinned DESC, activity DESC, conversation_id DESC
+LIMIT %(limit)s
+"""
+
+# what a list page shows of its conversations: the last message, the title and kind
+LIST_DETAILS = """
+SELECT 'head' AS what, conversation_id, argMax(sender_id, seq) AS a,
+       argMax(content_type, seq) AS b, argMax(preview, seq) AS c
 FROM conversation_heads
-WHERE conversation_id IN
-(
-    SELECT conversation_id FROM membership_by_user WHERE user_id = %(user_id)s
-)
+WHERE conversation_id IN %(conversation_ids)s
 GROUP BY conversation_id
-"""
-
-# title, kind and creation of every conversation the user has been in
-USER_CONVERSATION_INFO = """
-SELECT conversation_id, any(kind), any(title), any(ts_ms)
+UNION ALL
+SELECT 'info' AS what, conversation_id, toString(any(kind)) AS a, any(title) AS b, '' AS c
 FROM conversations
-WHERE conversation_id IN
-(
-    SELECT conversation_id FROM membership_by_user WHERE user_id = %(user_id)s
-)
+WHERE conversation_id IN %(conversation_ids)s
 GROUP BY conversation_id
-"""
-
-# the user's own positions: read markers, last sent seqs, mutes and pins (0 or 1)
-USER_READ_STATE = """
-SELECT 'read' AS what, conversation_id, max(seq) AS value
-FROM read_markers WHERE user_id = %(user_id)s GROUP BY conversation_id
-UNION ALL
-SELECT 'sent' AS what, conversation_id, max(seq) AS value
-FROM last_sent WHERE user_id = %(user_id)s GROUP BY conversation_id
-UNION ALL
-SELECT pref AS what, conversation_id, toUInt64(argMax(enabled, sync_seq)) AS value
-FROM conversation_prefs WHERE user_id = %(user_id)s GROUP BY conversation_id, pref
 """
 
 CONVERSATION_HEAD = """
@@ -312,14 +338,14 @@ LIMIT 1 BY user_id, sync_seq
 """
 
 CHECK_READ_TABLES = """
-SELECT 'marker' AS what, user_id, conversation_id, max(seq) AS value
-FROM read_markers GROUP BY user_id, conversation_id
+SELECT 'marker' AS what, user_id, conversation_id, maxMerge(marker) AS value
+FROM user_conversations GROUP BY user_id, conversation_id HAVING value > 0
 UNION ALL
-SELECT 'sent' AS what, user_id, conversation_id, max(seq) AS value
-FROM last_sent GROUP BY user_id, conversation_id
+SELECT 'sent' AS what, user_id, conversation_id, maxMerge(sent) AS value
+FROM user_conversations GROUP BY user_id, conversation_id HAVING value > 0
 UNION ALL
 SELECT 'head' AS what, '' AS user_id, conversation_id, max(seq) AS value
-FROM conversation_heads GROUP BY conversation_id
+FROM conversation_heads GROUP BY conversation_id HAVING value > 0
 """
 
 # where every large group became large, and its members' membership changes
@@ -476,10 +502,9 @@ STATEMENTS = {
     "USER_MEMBERSHIP_IN": USER_MEMBERSHIP_IN,
     "LARGE_GROUP_HEADS": LARGE_GROUP_HEADS,
     "USER_GROUP_CURSORS": USER_GROUP_CURSORS,
-    "USER_CONVERSATIONS": USER_CONVERSATIONS,
-    "USER_HEADS": USER_HEADS,
-    "USER_CONVERSATION_INFO": USER_CONVERSATION_INFO,
-    "USER_READ_STATE": USER_READ_STATE,
+    "USER_LIST_PAGE": USER_LIST_PAGE,
+    "USER_UNREAD": USER_UNREAD,
+    "LIST_DETAILS": LIST_DETAILS,
     "CONVERSATION_HEAD": CONVERSATION_HEAD,
     "READ_POINTS": READ_POINTS,
     "MESSAGE_SENDER": MESSAGE_SENDER,

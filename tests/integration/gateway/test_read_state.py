@@ -65,7 +65,8 @@ async def test_reading_on_one_device_clears_the_badge_on_the_other(
         assert team["last_message"]["preview"] == "and one more"
         assert (team["kind"], team["title"], team["members"]) == ("group", "Team", 2)
         assert (team["unread"], team["read_seq"], team["mentions"]) == (1, 2, 0)
-        assert (listing["unread_total"], listing["next_before"]) == (1, None)
+        assert listing["next_before"] is None
+        assert (await bob.unread())["total"] == 1
 
         # a plain WebSocket reads up to 5, and alice watches "read by" of message 5
         tablet = await http.ws_connect(
@@ -176,7 +177,6 @@ async def test_a_list_of_1000_conversations_is_paged_in_order_with_exact_counts(
         before = None
         while True:
             page = await bob.conversations(limit=150, before=before)
-            assert page["unread_total"] == total
             shown += page["conversations"]
             before = page["next_before"]
             if before is None:

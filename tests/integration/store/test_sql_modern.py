@@ -44,10 +44,15 @@ EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "USER_MEMBERSHIP_IN": {"user_id": "alice", "conversation_ids": ("c1",)},
     "LARGE_GROUP_HEADS": {"conversation_ids": ("c1",)},
     "USER_GROUP_CURSORS": {"user_id": "alice"},
-    "USER_CONVERSATIONS": {"user_id": "alice"},
-    "USER_HEADS": {"user_id": "alice"},
-    "USER_CONVERSATION_INFO": {"user_id": "alice"},
-    "USER_READ_STATE": {"user_id": "alice"},
+    "USER_LIST_PAGE": {
+        "user_id": "alice",
+        "pinned": 2,
+        "activity": 0,
+        "conversation_id": "",
+        "limit": 50,
+    },
+    "USER_UNREAD": {"user_id": "alice"},
+    "LIST_DETAILS": {"conversation_ids": ("c1",)},
     "CONVERSATION_HEAD": {"conversation_id": "c1"},
     "READ_POINTS": {"conversation_id": "c1"},
     "MESSAGE_SENDER": {"conversation_id": "c1", "seq": 1},
@@ -182,21 +187,23 @@ def test_a_users_large_groups_are_found_through_the_membership_view(modern: Any)
 
 
 def test_the_read_state_views_fill_from_messages_and_sync_entries(modern: Any) -> None:
-    """conversation_heads, last_sent and read_points are filled from the example
-    message, read_markers and conversation_prefs from sync entries of their kinds."""
+    """conversation_heads, user_conversations and read_points are filled from the
+    example membership, conversation, message and sync entries of their kinds."""
     run(modern, "USE imstream")
     for kind, seq, body, sync_seq in (("read", 1, "", 2), ("muted", 0, "on", 3)):
         row = ("alice", sync_seq, "c1", 0, seq, kind, EVENT, "alice", "pc", "", "", body, 3, AT)
         values = ", ".join(str(escape_param(v, CONTEXT)) for v in row)
         run(modern, f"{queries.INSERT_SYNC_TIMELINE.sql} ({values})")
+    page = dict(EXAMPLE_PARAMS["USER_LIST_PAGE"])
+    (row,) = str(run(modern, queries.USER_LIST_PAGE % escape_params(page, CONTEXT))).splitlines()
+    # c1: head 1, joined after 0, marker 1, sent 1, muted, not pinned, active at 2
+    assert row == '"c1",1,0,1,1,1,0,2'
     user = escape_params({"user_id": "alice"}, CONTEXT)
-    assert str(run(modern, queries.USER_HEADS % user)).splitlines() == [
-        '"c1",1,"alice","text/plain","hi \'there\'",2'
-    ]
-    assert sorted(str(run(modern, queries.USER_READ_STATE % user)).split()) == [
-        '"muted","c1",1',
-        '"read","c1",1',
-        '"sent","c1",1',
+    assert str(run(modern, queries.USER_UNREAD % user)).split() == ["0,0,1"]
+    details = queries.LIST_DETAILS % escape_params({"conversation_ids": ("c1",)}, CONTEXT)
+    assert sorted(str(run(modern, details)).splitlines()) == [
+        '"head","c1","alice","text/plain","hi \'there\'"',
+        '"info","c1","group","team",""',
     ]
     points = queries.READ_POINTS % escape_params({"conversation_id": "c1"}, CONTEXT)
     assert str(run(modern, points)).split() == ['"alice",1']
