@@ -84,7 +84,7 @@ class ReadApi:
             web.get("/v1/conversations", self.list),
             web.get("/v1/unread", self.unread),
             web.put("/v1/conversations/{cid}/read", self.read),
-            web.put("/v1/conversations/{cid}/settings", self.settings),
+            web.put("/v1/conversations/{cid}/settings", self.prefs),
             web.get("/v1/conversations/{cid}/receipts", self.receipt),
         ]
 
@@ -131,7 +131,7 @@ class ReadApi:
         event = user_event(conversation_id, user, "read", seq=seq, device=device)
         return (await self.producer.publish_user_events([event]))[0]
 
-    async def settings(self, request: web.Request) -> web.Response:
+    async def prefs(self, request: web.Request) -> web.Response:
         who = self.identify(request)
         cid = request.match_info["cid"]
         data = await json_body(request)
