@@ -20,7 +20,7 @@ from pipeline.log.topics import Topics
 from pipeline.model.events import InboxEntry, limits_from
 from pipeline.model.framing import EventCache
 from pipeline.observe.sensor import Sensor
-from pipeline.read import sync_timeline
+from pipeline.read import read_latency, sync_timeline
 from pipeline.settings import Settings
 from pipeline.store.clickhouse import ClickHouse
 from pipeline.store.rows import SyncRows
@@ -53,16 +53,23 @@ def sink(
 
 
 class Retention:
-    """Drops expired sync_timeline days at start and every ``every_s`` until stopped."""
+    """The sync store's upkeep, at start and every ``every_s`` until stopped: drops
+    expired sync_timeline days, and recomputes the read-latency rollup of the last
+    hours (pipeline/read/read_latency.py)."""
 
     def __init__(self, settings: Settings, every_s: float = RETENTION_CHECK_S) -> None:
         self.settings = settings
         self.every_s = every_s
         self.dropped: list[str] = []
         self.last_run_ms = 0
+        self.rolled_up_ms = 0
 
     def status(self) -> dict[str, Any]:
-        return {"dropped_days": self.dropped, "last_run_ms": self.last_run_ms}
+        return {
+            "dropped_days": self.dropped,
+            "last_run_ms": self.last_run_ms,
+            "read_latency_ms": self.rolled_up_ms,
+        }
 
     async def run(self, stopping: asyncio.Event) -> None:
         store = ClickHouse(self.settings, size=1)
@@ -86,3 +93,12 @@ class Retention:
         if dropped:
             self.dropped += dropped
             log.info("retention: dropped sync_timeline days %s", ", ".join(dropped))
+        try:
+            await read_latency.roll_up(store, self.last_run_ms)
+        except StoreUnavailableError as exc:
+            log.warning("read latency: ClickHouse unavailable (%s); next try later", exc)
+            return
+        except Exception:  # a failed roll-up must not stop the retention
+            log.exception("read latency: the roll-up failed; next try later")
+            return
+        self.rolled_up_ms = self.last_run_ms

@@ -45,7 +45,7 @@ from bench.procs import Monitor
 from bench.reads import settle, timed
 from bench.services import Service, Services, services
 from pipeline.observe.scrape import since
-from pipeline.read import conversations
+from pipeline.read import conversations, read_latency
 from pipeline.read.receipts import Receipts
 from pipeline.sdk.producer import Producer, user_event
 from pipeline.settings import Settings
@@ -221,8 +221,12 @@ async def _time_reads(ctx: Context, store: ClickHouse) -> dict[str, Any]:
             "wrong": wrong,
             "cdf": stats.cdf_ms(seconds),
         }
+    started = time.perf_counter()  # the retention agent's hourly roll-up, over these markers
+    await read_latency.roll_up(store, int(time.time() * 1000))
+    rollup_s = time.perf_counter() - started
     first = listed["first"]
     return {
+        "read_latency_rollup_s": stats.rounded(rollup_s, 3),
         **results,
         "badge": listed["total"],
         "first_item": {"conversation_id": first.conversation_id, "pinned": first.pinned},

@@ -654,6 +654,10 @@ def _readstate(doc: Document | None, throughput: Document | None) -> list[str]:
         "",
         *table.lines(),
         "",
+        "The read-latency roll-up (the retention agent's, hourly) over that store's "
+        f"read markers, all made in the last hour, took "
+        f"{num(reads.get('read_latency_rollup_s'), 3)} s.",
+        "",
     ]
     if "error" in marks or not marks:
         return [*out, f"Read markers: failed: `{marks.get('error', 'not run')}`", ""]

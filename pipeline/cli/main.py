@@ -219,10 +219,13 @@ def _add_analytics(add: Adder) -> None:
         commands.stats,
         "built-in reports from the rollups: daily (messages, active conversations), top "
         "(busiest conversations), active (senders, receivers), fanout (sync entries per "
-        "message), minutes (per minute, from ClickHouse); live: the running `imstream live`'s "
-        "per-minute views",
+        "message), read-latency (message to read marker, p50/p90/p99), minutes (per minute, "
+        "from ClickHouse); live: the running `imstream live`'s per-minute views",
     )
-    stats.add_argument("report", choices=("daily", "top", "active", "fanout", "minutes", "live"))
+    stats.add_argument(
+        "report",
+        choices=("daily", "top", "active", "fanout", "read-latency", "minutes", "live"),
+    )
     stats.add_argument(
         "--minutes", type=_count, default=10, help="minutes and live: the last N minutes"
     )

@@ -28,7 +28,8 @@ Read markers, mutes and pins (migration 0007) come back from the sync
 entries, so only those within the sync lifetime: a user's older markers are
 in the backup, and their unread counts read high until they next mark read.
 ``device_cursors`` and ``device_group_cursors`` are not derived from the log
-and stay where they are.
+and stay where they are; nor is ``read_latency_hours`` (the retention agent
+recomputes only its last hours, so a rebuild keeps the older ones as they are).
 Stop the store and sync-store agents during ``--replace``: an insert that finds
 its table moved fails and their worker exits; it loses nothing (the batch is
 replayed when it restarts), but it needs restarting.

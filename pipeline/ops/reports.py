@@ -1,13 +1,13 @@
 """Built-in analytics reports over the rollups, and ad-hoc queries.
 
-    imstream stats daily|top|active|fanout [--since DAY] [--until DAY]
+    imstream stats daily|top|active|fanout|read-latency [--since DAY] [--until DAY]
     imstream sql "SELECT ..."
 
 Every report reads the rollups of migration 0003 (conversation_days,
-sender_days, user_sync_days), never the raw tables, so it costs the same
-whatever the size of the history; a replayed sink batch changes none of its
-figures (see pipeline/store/migrations/0003_rollups.sql). A period is a range of
-whole UTC days, both ends included.
+sender_days, user_sync_days) or 0008 (read_latency_hours), never the raw
+tables, so it costs the same whatever the size of the history; a replayed sink
+batch changes none of its figures (see pipeline/store/migrations/0003_rollups.sql).
+A period is a range of whole UTC days, both ends included.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from clickhouse_driver.errors import ServerException
 
 from pipeline.errors import QueryError, ValidationError
 from pipeline.ops.output import Table
+from pipeline.read import read_latency
 from pipeline.store import queries
 from pipeline.store.clickhouse import ClickHouse
 
@@ -102,6 +103,17 @@ def fanout_ratio(store: ClickHouse, period: Period, limit: int = DEFAULT_TOP) ->
     return Table(("day", "messages", "sync_entries", "entries_per_message"), rows)
 
 
+def read_latency_days(store: ClickHouse, period: Period, limit: int = DEFAULT_TOP) -> Table:
+    """Per day: messages read (each by each reader once) and the time from a message to
+    the reader's first read marker covering it, p50 / p90 / p99 (to within a factor of
+    2: the upper bound of the rollup's bucket; docs/read-state.md)."""
+    days = read_latency.days(store.execute_sync(queries.REPORT_READ_LATENCY, period.params()))
+    return Table(
+        ("day", "reads", "p50_ms", "p90_ms", "p99_ms"),
+        [(d.day, d.reads, d.p50_ms, d.p90_ms, d.p99_ms) for d in days],
+    )
+
+
 Report = Callable[[ClickHouse, Period, int], Table]
 
 REPORTS: dict[str, Report] = {
@@ -109,6 +121,7 @@ REPORTS: dict[str, Report] = {
     "top": top_conversations,
     "active": active_users,
     "fanout": fanout_ratio,
+    "read-latency": read_latency_days,
 }
 
 

@@ -313,6 +313,90 @@ WHERE conversation_id = %(conversation_id)s AND seq = %(seq)s
 LIMIT 1
 """
 
+# read latency: the messages each read marker made in [since_ms, until_ms) covers
+# (after the reader's previous marker and join, not their own), each with the time
+# from the message to the marker, as histogram buckets by the marker's hour
+_markers_in_window = """
+SELECT user_id FROM sync_timeline
+WHERE kind = 'read' AND ts_ms >= %(since_ms)s AND ts_ms < %(until_ms)s
+"""
+_read_latency = f"""
+SELECT toStartOfHour(toDateTime(intDiv(marked_ms, 1000), 'UTC')) AS hour,
+       toUInt8(least(floor(log2(greatest(marked_ms - sent_ms, 1))), 40)) AS bucket,
+       count() AS reads
+FROM
+(
+    SELECT user_id, conversation_id, seq, marked_ms
+    FROM
+    (
+        SELECT user_id, conversation_id, mark.1 AS upto, mark.2 AS marked_ms,
+               greatest(prev, joined_after) AS low
+        FROM
+        (
+            SELECT *
+            FROM
+            (
+                SELECT user_id, conversation_id,
+                       arraySort(groupArray((seq, ts_ms))) AS marks,
+                       arrayPushFront(arrayPopBack(arrayMap(m -> m.1, marks)), toUInt64(0))
+                           AS prevs
+                FROM
+                (
+                    SELECT user_id, conversation_id, seq, ts_ms
+                    FROM sync_timeline
+                    WHERE kind = 'read' AND ts_ms < %(until_ms)s
+                      AND user_id IN ({_markers_in_window})
+                    LIMIT 1 BY user_id, sync_seq
+                )
+                GROUP BY user_id, conversation_id
+            ) AS marked
+            ANY LEFT JOIN
+            (
+                SELECT user_id, conversation_id, argMaxMerge(membership) AS membership,
+                       toUInt64(if(membership > 0, membership - 1, 0)) AS joined_after
+                FROM user_conversations
+                WHERE user_id IN ({_markers_in_window})
+                GROUP BY user_id, conversation_id
+            ) AS joined USING (user_id, conversation_id)
+        )
+        ARRAY JOIN marks AS mark, prevs AS prev
+        WHERE marked_ms >= %(since_ms)s
+    )
+    ARRAY JOIN arrayMap(k -> low + 1 + k, range(toUInt64(if(upto > low, upto - low, 0)))) AS seq
+) AS covered
+ANY INNER JOIN
+(
+    SELECT conversation_id, seq, sender_id, ts_ms AS sent_ms
+    FROM messages
+    WHERE conversation_id IN
+    (
+        SELECT conversation_id FROM sync_timeline
+        WHERE kind = 'read' AND ts_ms >= %(since_ms)s AND ts_ms < %(until_ms)s
+    )
+) AS sent USING (conversation_id, seq)
+WHERE sender_id != user_id
+GROUP BY hour, bucket
+"""
+
+ROLLUP_READ_LATENCY = f"""
+INSERT INTO read_latency_hours (hour, bucket, reads, computed_ms)
+SELECT hour, bucket, reads, %(computed_ms)s FROM ({_read_latency})
+"""
+
+# per day: the reads in each bucket (a recomputed hour counts once: its latest rows)
+REPORT_READ_LATENCY = """
+SELECT toDate(hour) AS day, bucket, sum(reads)
+FROM
+(
+    SELECT hour, bucket, argMax(reads, computed_ms) AS reads
+    FROM read_latency_hours
+    WHERE toDate(hour) >= %(since)s AND toDate(hour) <= %(until)s
+    GROUP BY hour, bucket
+)
+GROUP BY day, bucket
+ORDER BY day, bucket
+"""
+
 # ------------------------------------------------------------------ invariant checker
 
 CHECK_HISTORY = """
@@ -508,6 +592,8 @@ STATEMENTS = {
     "CONVERSATION_HEAD": CONVERSATION_HEAD,
     "READ_POINTS": READ_POINTS,
     "MESSAGE_SENDER": MESSAGE_SENDER,
+    "ROLLUP_READ_LATENCY": ROLLUP_READ_LATENCY,
+    "REPORT_READ_LATENCY": REPORT_READ_LATENCY,
     "CHECK_HISTORY": CHECK_HISTORY,
     "CHECK_SYNC": CHECK_SYNC,
     "CHECK_READ_ENTRIES": CHECK_READ_ENTRIES,

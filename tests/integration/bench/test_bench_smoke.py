@@ -53,8 +53,14 @@ TINY = QUICK.replace(
     flood_group_size=10,
     flood_senders=4,
     drain_timeout_s=60.0,
+    readstate_conversations=100,
+    readstate_messages=5,
+    readstate_group_members=100,
+    readstate_queries=10,
+    readstate_markers=1_000,
+    readstate_marker_workers=1,
 )
-CORNER = re.compile(r"^bench(base|thr|fan|lat|read|restore|live|flood)[0-9a-f]{8}")
+CORNER = re.compile(r"^bench(base|thr|fan|lat|read|restore|live|flood|rstate|rmark)[0-9a-f]{8}")
 
 
 async def _corners(settings: Settings) -> set[str]:
@@ -188,7 +194,21 @@ async def test_every_scenario_runs_small(
         assert reads[name]["count"] == 20
         assert reads[name]["short_pages"] == 0
 
+    readstate = docs["readstate"]["result"]
+    reads_ = readstate["reads"]
+    assert reads_["store"]["conversations"] == reads_["store"]["group_members"] == 100
+    for name in ("list_first_page", "unread_total", "read_by"):
+        assert reads_[name]["count"] == 10
+        assert reads_[name]["wrong"] == 0
+    # 5 messages each, the user's own the 2nd, half read up to 2: 3 unread in every one,
+    # a tenth muted
+    assert reads_["badge"] == 3 * 90
+    marks = readstate["markers"]
+    assert marks["applied"], marks
+    assert 100 <= marks["entries"] <= 1_000  # a batch's markers of a conversation: one
+
     text = markdown.read_text()
+    assert "## Read state" in text
     assert "## Targets" in text
     assert "## Where the cost goes" in text
     assert "## Analytics" in text

@@ -56,6 +56,8 @@ EXAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "CONVERSATION_HEAD": {"conversation_id": "c1"},
     "READ_POINTS": {"conversation_id": "c1"},
     "MESSAGE_SENDER": {"conversation_id": "c1", "seq": 1},
+    "ROLLUP_READ_LATENCY": {"since_ms": 0, "until_ms": 10, "computed_ms": 1},
+    "REPORT_READ_LATENCY": PERIOD,
     "CHECK_HISTORY": {},
     "CHECK_SYNC": {},
     "CHECK_READ_ENTRIES": {},
