@@ -6,8 +6,8 @@ keyed by the user (pipeline/sdk/producer.py), they reach every device of the
 user through its sync timeline, in order, by cursor. The gateway checks what
 it can first: the user is a member (the roster), and a marker's seq is a
 message the conversation has (the heads this gateway has pushed, else the
-store, which may be a moment behind: it is asked again for up to
-``HEAD_GRACE_S``). Forward only is the sync stage's rule (a marker behind the
+store, which may be a moment behind: it is asked again, at most 3 times, over
+about 1.75 s). Forward only is the sync stage's rule (a marker behind the
 user's is dropped there), so two devices marking at once cannot move it back.
 """
 
@@ -31,7 +31,9 @@ from pipeline.settings import Settings
 from pipeline.store import queries
 from pipeline.store.clickhouse import ClickHouse
 
-HEAD_GRACE_S = 2.0  # the store may still be writing the message a device just got pushed
+HEAD_RETRIES_S = (0.25, 0.5, 1.0)
+"""Waits before asking the store again for a conversation's head: the store may still
+be writing the message a device was just pushed (about 1.75 s in all)."""
 CACHED_HEADS = 100_000
 
 Identify = Callable[[web.Request], Any]
@@ -162,11 +164,12 @@ class ReadApi:
         return json_response((await self.receipts.count(cid, seq, members)).to_json())
 
     async def _require_message(self, conversation_id: str, seq: int) -> None:
-        """``seq`` is a message of the conversation: known here, or stored (asked
-        again while the store may still be writing it)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + HEAD_GRACE_S
-        while seq > self.heads.get(conversation_id):
+        """``seq`` is a message of the conversation: known here, or stored (asked again,
+        after HEAD_RETRIES_S, while the store may still be writing it: a refusal costs
+        at most 4 queries)."""
+        for wait_s in (*HEAD_RETRIES_S, None):
+            if seq <= self.heads.get(conversation_id):
+                return
             rows = await self.store.execute(
                 queries.CONVERSATION_HEAD, {"conversation_id": conversation_id}
             )
@@ -174,8 +177,8 @@ class ReadApi:
             self.heads.saw(conversation_id, head)
             if seq <= head:
                 return
-            if loop.time() > deadline:
+            if wait_s is None:
                 raise RejectedError(
                     f"conversation {conversation_id} has no message {seq} (its last is {head})"
                 )
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(wait_s)

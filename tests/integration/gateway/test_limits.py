@@ -35,6 +35,8 @@ async def test_a_user_over_a_limit_gets_429_and_the_others_do_not(
             max_sockets_per_user=2,
             max_sockets_per_device=1,
             max_pull_bytes=10,
+            marks_per_s=0.2,
+            mark_burst=2,
         )
     )
     async with (
@@ -110,6 +112,19 @@ async def test_a_user_over_a_limit_gets_429_and_the_others_do_not(
             ["", "", "hi 0", "hi 1", "hi 2", "bob is fine"]
         )
 
+        # read markers (mutes and pins too): a burst of 2, then one each 5 s
+        reads = url + "/conversations/c1/read"
+        for seq in (1, 2):
+            status, body, _ = await _call(http, "PUT", reads, bob, {"seq": seq})
+            assert status == 202, body
+        status, body, retry = await _call(http, "PUT", reads, bob, {"seq": 3})
+        assert (status, retry) == (429, "5")
+        assert "too many read markers, mutes and pins" in body["reason"]
+        status, _, _ = await _call(
+            http, "PUT", url + "/conversations/c1/settings", bob, {"muted": True}
+        )
+        assert status == 429  # the same bucket
+
         # sockets: one per device, two per user
         stream = gw.url + "/v1/stream"
         first = await http.ws_connect(stream, params={"token": alice})
@@ -135,6 +150,7 @@ async def test_a_user_over_a_limit_gets_429_and_the_others_do_not(
         refused = (await scrape(gw.url)).by("imstream_gateway_limited_total", "limit")
         assert refused == {
             "creates_per_min": 2,
+            "marks_per_s": 2,
             "sends_per_s": 1,
             "sockets_per_device": 1,
             "sockets_per_user": 1,
