@@ -131,12 +131,19 @@ def timed(run: Callable[[], Any], runs: int) -> dict[str, Any]:
     }
 
 
+NOT_TIMED = {"read-latency"}
+"""Reports of rollups this history has no rows for: read latency is rolled up from
+read markers (the readstate scenario times its roll-up over 12,500 of them)."""
+
+
 def measure(settings: Settings, until: date, runs: int) -> list[dict[str, Any]]:
     store = ClickHouse(settings, size=1)
     period = reports.Period.ending(until)
     results = []
     try:
         for name, report in reports.REPORTS.items():
+            if name in NOT_TIMED:
+                continue
             run = partial(report, store, period, reports.DEFAULT_TOP)
             results.append({"name": f"stats {name}", "kind": "report", **timed(run, runs)})
         for name, sql in documented_queries().items():
