@@ -63,12 +63,16 @@ class EventCache:
         return event
 
     def event(self, raw: bytes) -> Event:
-        """A timeline event or a user event (what deliveries and inbox entries hold)."""
+        """A timeline event or a user event (what deliveries and inbox entries hold).
+        Only timeline events are remembered: a user event comes once (one receiver),
+        and a burst of read markers would push out the events of a group's fan-out."""
         event = self._events.get(raw)
         if event is not None:
             self.hits += 1
             return event
         event = decode_event(raw, self.limits)
+        if isinstance(event, UserEvent):
+            return event
         if len(self._events) >= self.size:
             self._events.clear()
         self._events[raw] = event

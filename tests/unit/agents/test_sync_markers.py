@@ -59,3 +59,14 @@ def test_a_batchs_markers_of_a_conversation_become_one_entry() -> None:
     later = encode_user_event(user_event("g", "bob", "read", seq=9, device="phone"))
     (entry,) = _batch(processor, [later])
     assert (entry["sync_seq"], entry["event"]["seq"]) == (6, 9)  # type: ignore[index]
+
+
+def test_read_markers_do_not_push_timeline_events_out_of_the_cache() -> None:
+    processor = SyncProcessor(SETTINGS, catalogue(SETTINGS), StateStore())
+    group_message = _message(1)
+    _batch(processor, [group_message])
+    marks = [encode_user_event(user_event("g", "bob", "read", seq=s)) for s in range(1, 5000)]
+    _batch(processor, marks)  # more markers than the cache holds
+    hits = processor.events.hits
+    _batch(processor, [group_message])  # the next receiver's delivery of the same event
+    assert processor.events.hits == hits + 1
